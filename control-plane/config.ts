@@ -1,0 +1,46 @@
+import { ConfigError, parseListenAddress, parseUrlList, readOptional, readRequired, readSecretToken, type Env } from '../core/config.js';
+
+export interface ControlPlaneConfig {
+  readonly etcdEndpoints: readonly string[];
+  /** Namespace for every etcd key (default "/keybrake/"); lets several stacks share one etcd. */
+  readonly etcdPrefix: string;
+  readonly databaseUrl: string;
+  readonly grpcAddress: { host: string; port: number };
+  readonly adminAddress: { host: string; port: number };
+  readonly adminToken: string;
+  readonly masterKey: Buffer;
+  readonly dataplaneToken: string;
+  readonly logLevel: string;
+}
+
+const MIN_TOKEN_LENGTH = 24;
+
+export function compileControlPlaneConfig(env: Env): ControlPlaneConfig {
+  const masterKeyText = readRequired(env, 'KEYBRAKE_MASTER_KEY', 'base64 of 32 random bytes, e.g. `openssl rand -base64 32`');
+  if (!/^[A-Za-z0-9+/]+={0,2}$/.test(masterKeyText)) throw new ConfigError('KEYBRAKE_MASTER_KEY', 'must be base64');
+  const masterKey = Buffer.from(masterKeyText, 'base64');
+  if (masterKey.length !== 32) throw new ConfigError('KEYBRAKE_MASTER_KEY', `must decode to 32 bytes, got ${masterKey.length}`);
+
+  const databaseUrl = readRequired(env, 'KEYBRAKE_DATABASE_URL', 'postgres://user:password@host:5432/keybrake');
+  if (!/^postgres(ql)?:\/\//.test(databaseUrl)) throw new ConfigError('KEYBRAKE_DATABASE_URL', 'must start with postgres:// or postgresql://');
+
+  const etcdPrefix = readOptional(env, 'KEYBRAKE_ETCD_PREFIX') ?? '/keybrake/';
+  if (!etcdPrefix.startsWith('/') || !etcdPrefix.endsWith('/')) throw new ConfigError('KEYBRAKE_ETCD_PREFIX', 'must start and end with "/"');
+
+  const logLevel = readOptional(env, 'KEYBRAKE_LOG_LEVEL') ?? 'info';
+  if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(logLevel)) {
+    throw new ConfigError('KEYBRAKE_LOG_LEVEL', 'must be one of fatal, error, warn, info, debug, trace, silent');
+  }
+
+  return {
+    etcdEndpoints: parseUrlList(env, 'KEYBRAKE_ETCD_ENDPOINTS', 'http://127.0.0.1:2379'),
+    etcdPrefix,
+    databaseUrl,
+    grpcAddress: parseListenAddress(env, 'KEYBRAKE_GRPC_ADDR', '127.0.0.1:7070'),
+    adminAddress: parseListenAddress(env, 'KEYBRAKE_ADMIN_ADDR', '127.0.0.1:7080'),
+    adminToken: readSecretToken(env, 'KEYBRAKE_ADMIN_TOKEN', MIN_TOKEN_LENGTH),
+    masterKey,
+    dataplaneToken: readSecretToken(env, 'KEYBRAKE_DATAPLANE_TOKEN', MIN_TOKEN_LENGTH),
+    logLevel,
+  };
+}

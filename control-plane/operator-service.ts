@@ -1,0 +1,288 @@
+/**
+ * The operator API's logic, shared by the gRPC server and the HTTP facade. Requests and
+ * answers are the generated proto messages, so both transports say exactly the same thing.
+ */
+import { OperatorError, invalidField } from '../core/operator-error.js';
+import { generateSecret, isWellFormedSecret, randomBase62 } from '../core/secret-format.js';
+import { parseVendor } from '../core/vendors.js';
+import {
+  KeyStatus,
+  TokenRole,
+  type CreateTokenRequest,
+  type CreateTokenResponse,
+  type DeleteKeyRequest,
+  type DeleteKeyResponse,
+  type GetKeyRequest,
+  type GetKeyResponse,
+  type IssuedKey,
+  type IssueKeyRequest,
+  type IssueKeyResponse,
+  type IssueKeysRequest,
+  type IssueKeysResponse,
+  type KeySpec,
+  type ListKeysRequest,
+  type ListKeysResponse,
+  type QueryAuditRequest,
+  type QueryAuditResponse,
+  type RevokeKeyRequest,
+  type RevokeKeyResponse,
+  type SetVendorCredentialRequest,
+  type SetVendorCredentialResponse,
+  type VaultKey,
+} from '../gen/keybrake/v1/operator.js';
+import { constantTimeEqual, keyedHash, sealSecret, type DerivedKeys } from './crypto.js';
+import { compileKeySpec } from './key-spec.js';
+import { bindingCapMicros, keyStatus, type KeyRecord, type KeyStatusName } from './key-record.js';
+import type { KeyStore, TokenRecord, TokenRoleName } from './store.js';
+
+export const MAX_BATCH_SIZE = 10_000;
+const DEFAULT_PAGE_SIZE = 100;
+const MAX_PAGE_SIZE = 1000;
+const MAX_SECRET_LENGTH = 4096;
+const MAX_TOKEN_NAME_LENGTH = 200;
+
+export type Action = 'keys.issue' | 'keys.read' | 'keys.revoke' | 'keys.delete' | 'vendors.write' | 'tokens.create' | 'audit.read';
+
+const ROLE_ACTIONS: Record<TokenRoleName, ReadonlySet<Action>> = {
+  admin: new Set<Action>(['keys.issue', 'keys.read', 'keys.revoke', 'keys.delete', 'vendors.write', 'tokens.create', 'audit.read']),
+  issuer: new Set<Action>(['keys.issue', 'keys.read', 'keys.revoke']),
+  auditor: new Set<Action>(['keys.read', 'audit.read']),
+};
+
+export interface Caller {
+  readonly tokenId: string;
+  readonly role: TokenRoleName;
+}
+
+export interface OperatorServiceOptions {
+  readonly store: KeyStore;
+  readonly keys: DerivedKeys;
+  /** The bootstrap admin token (KEYBRAKE_ADMIN_TOKEN). */
+  readonly adminToken: string;
+  readonly now?: () => number;
+}
+
+export class OperatorService {
+  private readonly store: KeyStore;
+  private readonly keys: DerivedKeys;
+  private readonly adminToken: string;
+  private readonly now: () => number;
+
+  constructor(options: OperatorServiceOptions) {
+    this.store = options.store;
+    this.keys = options.keys;
+    this.adminToken = options.adminToken;
+    this.now = options.now ?? Date.now;
+  }
+
+  /** Who presents this bearer token; throws `unauthenticated` for a missing or unknown one. */
+  async authenticate(token: string | undefined): Promise<Caller> {
+    if (token === undefined || token === '') {
+      throw new OperatorError('unauthenticated', 'missing operator token: send "Authorization: Bearer <token>"');
+    }
+    if (constantTimeEqual(token, this.adminToken)) return { tokenId: 'bootstrap', role: 'admin' };
+    if (isWellFormedSecret(token, 'operatorToken')) {
+      const record = await this.store.findTokenByHash(keyedHash(this.keys.pepper, token));
+      if (record !== null) return { tokenId: record.id, role: record.role };
+    }
+    throw new OperatorError('unauthenticated', 'unknown operator token');
+  }
+
+  authorize(caller: Caller, action: Action): void {
+    if (!ROLE_ACTIONS[caller.role].has(action)) {
+      throw new OperatorError('permission_denied', `role ${caller.role} may not ${action.replace('.', ' ')}`);
+    }
+  }
+
+  async issueKey(caller: Caller, request: IssueKeyRequest): Promise<IssueKeyResponse> {
+    this.authorize(caller, 'keys.issue');
+    if (request.spec === undefined) throw invalidField('spec', 'is required');
+    const [issued] = await this.issue([request.spec], '');
+    return { issued };
+  }
+
+  async issueKeys(caller: Caller, request: IssueKeysRequest): Promise<IssueKeysResponse> {
+    this.authorize(caller, 'keys.issue');
+    if (request.specs.length === 0) throw invalidField('specs', 'at least one spec is required');
+    if (request.specs.length > MAX_BATCH_SIZE) throw invalidField('specs', `at most ${MAX_BATCH_SIZE} per call, got ${request.specs.length}`);
+    return { issued: await this.issue(request.specs, 'specs') };
+  }
+
+  /** Validates every spec first, so a bad one anywhere in a batch writes nothing. */
+  private async issue(specs: readonly KeySpec[], field: string): Promise<IssuedKey[]> {
+    const compiled = specs.map((spec, i) => compileKeySpec(spec, field === '' ? '' : `${field}[${i}].`));
+    const now = this.now();
+    const secrets: string[] = [];
+    const records = compiled.map((spec): KeyRecord => {
+      const vaultKey = generateSecret('vaultKey');
+      secrets.push(vaultKey);
+      return {
+        id: `vk_${randomBase62(20)}`,
+        keyHash: keyedHash(this.keys.pepper, vaultKey),
+        vendor: spec.vendor,
+        label: spec.label,
+        allowedEndpoints: spec.allowedEndpoints,
+        dailyCapMicros: spec.dailyCapMicros,
+        budgetMicros: spec.budgetMicros,
+        createdAtMs: now,
+        expiresAtMs: now + spec.ttlSeconds * 1000,
+        revokedAtMs: null,
+      };
+    });
+    await this.store.createKeys(records);
+    return records.map((record, i) => ({ vaultKey: secrets[i]!, key: this.toVaultKey(record) }));
+  }
+
+  async getKey(caller: Caller, request: GetKeyRequest): Promise<GetKeyResponse> {
+    this.authorize(caller, 'keys.read');
+    return { key: this.toVaultKey(await this.requireKey(request.id)) };
+  }
+
+  async listKeys(caller: Caller, request: ListKeysRequest): Promise<ListKeysResponse> {
+    this.authorize(caller, 'keys.read');
+    const pageSize = request.pageSize === 0 ? DEFAULT_PAGE_SIZE : request.pageSize;
+    if (!Number.isInteger(pageSize) || pageSize < 1 || pageSize > MAX_PAGE_SIZE) throw invalidField('page_size', `must be 1 to ${MAX_PAGE_SIZE}`);
+    const vendor = request.vendor === '' ? null : parseVendor(request.vendor);
+    const status = request.status === KeyStatus.KEY_STATUS_UNSPECIFIED ? null : statusName(request.status);
+    const after = request.pageToken === '' ? null : decodePageToken(request.pageToken);
+    const now = this.now();
+
+    // Newest first; (createdAtMs, id) orders keys totally, so a page token is a position.
+    const matching = (await this.store.listKeys())
+      .filter((r) => (request.label === '' || r.label === request.label) && r.label.startsWith(request.labelPrefix))
+      .filter((r) => (vendor === null || r.vendor === vendor) && (status === null || keyStatus(r, now) === status))
+      .sort(newestFirst)
+      .filter((r) => after === null || newestFirst(r, { createdAtMs: after.createdAtMs, id: after.id }) > 0);
+    const page = matching.slice(0, pageSize);
+    const last = page.at(-1);
+    return {
+      keys: page.map((r) => this.toVaultKey(r)),
+      nextPageToken: matching.length > pageSize && last !== undefined ? encodePageToken(last) : '',
+    };
+  }
+
+  async revokeKey(caller: Caller, request: RevokeKeyRequest): Promise<RevokeKeyResponse> {
+    this.authorize(caller, 'keys.revoke');
+    checkId(request.id);
+    const now = this.now();
+    const updated = await this.store.updateKey(request.id, (current) => (current.revokedAtMs !== null ? current : { ...current, revokedAtMs: now }));
+    if (updated === null) throw notFound(request.id);
+    return { key: this.toVaultKey(updated) };
+  }
+
+  async deleteKey(caller: Caller, request: DeleteKeyRequest): Promise<DeleteKeyResponse> {
+    this.authorize(caller, 'keys.delete');
+    checkId(request.id);
+    if (!(await this.store.deleteKey(request.id))) throw notFound(request.id);
+    return {};
+  }
+
+  async setVendorCredential(caller: Caller, request: SetVendorCredentialRequest): Promise<SetVendorCredentialResponse> {
+    this.authorize(caller, 'vendors.write');
+    const vendor = parseVendor(request.vendor);
+    if (request.secret === '') throw invalidField('secret', 'is required');
+    if (request.secret.length > MAX_SECRET_LENGTH) throw invalidField('secret', `longer than ${MAX_SECRET_LENGTH} characters`);
+    if (/\s/.test(request.secret)) throw invalidField('secret', 'must not contain whitespace');
+    if (vendor === 'twilio' && !/^AC[0-9a-fA-F]{32}$/.test(request.accountSid)) {
+      throw invalidField('account_sid', 'twilio needs the account SID: "AC" followed by 32 hex digits');
+    }
+    if (vendor !== 'twilio' && request.accountSid !== '') throw invalidField('account_sid', `only twilio takes an account SID, not ${vendor}`);
+    const recordId = `cred_${randomBase62(16)}`;
+    const updatedAtMs = this.now();
+    const plaintext = Buffer.from(JSON.stringify({ secret: request.secret, account_sid: request.accountSid }), 'utf8');
+    const sealed = sealSecret(this.keys.wrapKey, { vendor, recordId }, plaintext);
+    plaintext.fill(0);
+    await this.store.putCredential({ vendor, accountSid: request.accountSid, updatedAtMs, sealed });
+    return { credential: { vendor, accountSid: request.accountSid, updatedAt: new Date(updatedAtMs) } };
+  }
+
+  async createToken(caller: Caller, request: CreateTokenRequest): Promise<CreateTokenResponse> {
+    this.authorize(caller, 'tokens.create');
+    const role = roleName(request.role);
+    if (request.name.length > MAX_TOKEN_NAME_LENGTH) throw invalidField('name', `longer than ${MAX_TOKEN_NAME_LENGTH} characters`);
+    const token = generateSecret('operatorToken');
+    const record: TokenRecord = { id: `tok_${randomBase62(16)}`, tokenHash: keyedHash(this.keys.pepper, token), name: request.name, role, createdAtMs: this.now() };
+    await this.store.createToken(record);
+    return { token, info: { id: record.id, name: record.name, role: request.role, createdAt: new Date(record.createdAtMs) } };
+  }
+
+  async queryAudit(caller: Caller, _request: QueryAuditRequest): Promise<QueryAuditResponse> {
+    this.authorize(caller, 'audit.read');
+    // The audit trail (data-plane spool → PostgreSQL) is its own piece of work.
+    throw new OperatorError('unimplemented', 'the audit trail is not recorded yet');
+  }
+
+  private async requireKey(id: string): Promise<KeyRecord> {
+    checkId(id);
+    const record = await this.store.getKey(id);
+    if (record === null) throw notFound(id);
+    return record;
+  }
+
+  private toVaultKey(record: KeyRecord): VaultKey {
+    const capMicros = bindingCapMicros(record);
+    return {
+      id: record.id,
+      vendor: record.vendor,
+      label: record.label,
+      allowedEndpoints: [...record.allowedEndpoints],
+      dailyCapMicros: record.dailyCapMicros,
+      budgetMicros: record.budgetMicros,
+      createdAt: new Date(record.createdAtMs),
+      expiresAt: new Date(record.expiresAtMs),
+      revokedAt: record.revokedAtMs === null ? undefined : new Date(record.revokedAtMs),
+      status: STATUS_ENUM[keyStatus(record, this.now())],
+      // Spend is leased and settled by the data planes; until the ledger records any, none is spent.
+      spend: { capMicros, spentMicros: 0, leasedMicros: 0, atRiskMicros: 0, remainingMicros: capMicros },
+    };
+  }
+}
+
+const STATUS_ENUM: Record<KeyStatusName, KeyStatus> = {
+  active: KeyStatus.KEY_STATUS_ACTIVE,
+  expired: KeyStatus.KEY_STATUS_EXPIRED,
+  revoked: KeyStatus.KEY_STATUS_REVOKED,
+};
+
+function statusName(status: KeyStatus): KeyStatusName {
+  for (const [name, value] of Object.entries(STATUS_ENUM)) if (value === status) return name as KeyStatusName;
+  throw invalidField('status', 'must be active, expired or revoked');
+}
+
+export const ROLE_ENUM: Record<TokenRoleName, TokenRole> = {
+  admin: TokenRole.TOKEN_ROLE_ADMIN,
+  issuer: TokenRole.TOKEN_ROLE_ISSUER,
+  auditor: TokenRole.TOKEN_ROLE_AUDITOR,
+};
+
+function roleName(role: TokenRole): TokenRoleName {
+  for (const [name, value] of Object.entries(ROLE_ENUM)) if (value === role) return name as TokenRoleName;
+  throw invalidField('role', 'must be admin, issuer or auditor');
+}
+
+function checkId(id: string): void {
+  if (!/^vk_[0-9A-Za-z]{20}$/.test(id)) throw invalidField('id', `${JSON.stringify(id)} is not a vault key id (vk_…)`);
+}
+
+function notFound(id: string): OperatorError {
+  return new OperatorError('not_found', `no vault key ${id}`);
+}
+
+function newestFirst(a: Pick<KeyRecord, 'createdAtMs' | 'id'>, b: Pick<KeyRecord, 'createdAtMs' | 'id'>): number {
+  if (a.createdAtMs !== b.createdAtMs) return b.createdAtMs - a.createdAtMs;
+  return a.id < b.id ? 1 : a.id > b.id ? -1 : 0;
+}
+
+function encodePageToken(record: KeyRecord): string {
+  return Buffer.from(JSON.stringify([record.createdAtMs, record.id])).toString('base64url');
+}
+
+function decodePageToken(token: string): { createdAtMs: number; id: string } {
+  try {
+    const [createdAtMs, id] = JSON.parse(Buffer.from(token, 'base64url').toString('utf8')) as [unknown, unknown];
+    if (typeof createdAtMs === 'number' && typeof id === 'string') return { createdAtMs, id };
+  } catch {
+    // fall through to the error below
+  }
+  throw invalidField('page_token', 'is not a token this API returned');
+}

@@ -1,0 +1,44 @@
+/**
+ * What the control plane's logic needs from storage. The etcd implementation is the real
+ * one; every write is one etcd transaction, so replicas need no locks to stay consistent.
+ */
+import type { SealedSecret } from './crypto.js';
+import type { KeyRecord } from './key-record.js';
+
+export type TokenRoleName = 'admin' | 'issuer' | 'auditor';
+
+export interface TokenRecord {
+  readonly id: string;
+  readonly tokenHash: string;
+  readonly name: string;
+  readonly role: TokenRoleName;
+  readonly createdAtMs: number;
+}
+
+export interface CredentialRecord {
+  readonly vendor: string;
+  readonly accountSid: string;
+  readonly updatedAtMs: number;
+  readonly sealed: SealedSecret;
+}
+
+export interface KeyStore {
+  /** Writes all records or none; fails if any id or hash already exists. */
+  createKeys(records: readonly KeyRecord[]): Promise<void>;
+  getKey(id: string): Promise<KeyRecord | null>;
+  findKeyIdByHash(keyHash: string): Promise<string | null>;
+  listKeys(): Promise<KeyRecord[]>;
+  /** Applies `change` atomically (compare-and-swap, retried on a concurrent write). */
+  updateKey(id: string, change: (current: KeyRecord) => KeyRecord): Promise<KeyRecord | null>;
+  deleteKey(id: string): Promise<boolean>;
+
+  putCredential(record: CredentialRecord): Promise<void>;
+  getCredential(vendor: string): Promise<CredentialRecord | null>;
+
+  createToken(record: TokenRecord): Promise<void>;
+  findTokenByHash(tokenHash: string): Promise<TokenRecord | null>;
+
+  /** Resolves when the store answers; throws `unavailable` otherwise. */
+  ping(): Promise<void>;
+  close(): void;
+}

@@ -1,0 +1,43 @@
+import { parseListenAddress, parseUrlList, readOptional, readRequired, readSecretToken, ConfigError, type Env } from '../core/config.js';
+
+export interface DataPlaneConfig {
+  /** gRPC host:port of control-plane replicas; any one will do. */
+  readonly controlPlanes: readonly string[];
+  readonly dataplaneToken: string;
+  readonly proxyAddress: { host: string; port: number };
+  readonly dataplaneId: string;
+  readonly auditSpoolDir: string;
+  readonly upstreams: { readonly stripe: string; readonly twilio: string; readonly resend: string };
+  readonly logLevel: string;
+}
+
+export function compileDataPlaneConfig(env: Env): DataPlaneConfig {
+  const controlPlanes = readRequired(env, 'KEYBRAKE_CONTROL_PLANE', 'gRPC host:port of a control plane, e.g. 127.0.0.1:7070')
+    .split(',')
+    .map((item) => item.trim());
+  for (const item of controlPlanes) {
+    if (!/^[A-Za-z0-9.-]+:\d{1,5}$|^\[[0-9a-fA-F:]+\]:\d{1,5}$/.test(item)) {
+      throw new ConfigError('KEYBRAKE_CONTROL_PLANE', `${JSON.stringify(item)} must be host:port (no scheme)`);
+    }
+  }
+  const dataplaneId = readOptional(env, 'KEYBRAKE_DATAPLANE_ID') ?? `dp-${process.pid}`;
+  if (!/^[A-Za-z0-9._-]{1,64}$/.test(dataplaneId)) throw new ConfigError('KEYBRAKE_DATAPLANE_ID', 'must be 1-64 of A-Z a-z 0-9 . _ -');
+  const single = (variable: string, fallback: string) => {
+    const urls = parseUrlList(env, variable, fallback);
+    if (urls.length !== 1) throw new ConfigError(variable, 'must be one URL');
+    return urls[0]!;
+  };
+  return {
+    controlPlanes,
+    dataplaneToken: readSecretToken(env, 'KEYBRAKE_DATAPLANE_TOKEN', 24),
+    proxyAddress: parseListenAddress(env, 'KEYBRAKE_PROXY_ADDR', '127.0.0.1:8080'),
+    dataplaneId,
+    auditSpoolDir: readOptional(env, 'KEYBRAKE_AUDIT_SPOOL_DIR') ?? `.keybrake/spool/${dataplaneId}`,
+    upstreams: {
+      stripe: single('KEYBRAKE_UPSTREAM_STRIPE', 'https://api.stripe.com'),
+      twilio: single('KEYBRAKE_UPSTREAM_TWILIO', 'https://api.twilio.com'),
+      resend: single('KEYBRAKE_UPSTREAM_RESEND', 'https://api.resend.com'),
+    },
+    logLevel: readOptional(env, 'KEYBRAKE_LOG_LEVEL') ?? 'info',
+  };
+}

@@ -1,0 +1,172 @@
+/**
+ * `keybrake dev`: the whole stack on one machine. etcd and PostgreSQL keep their data under
+ * .keybrake/ (git-ignored), and so, in this local mode only, do the generated master key and
+ * tokens, so a second start finds everything as it was. Ctrl-C stops every child.
+ */
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { randomBytes } from 'node:crypto';
+import { existsSync } from 'node:fs';
+import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { userInfo } from 'node:os';
+import { join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+import { parseListenAddress } from '../core/config.js';
+import { findEtcdBinary, startEtcd, stopChild, type EtcdProcess } from './etcd-process.js';
+import { startPostgres, type PostgresProcess } from './postgres-process.js';
+
+const KEYBRAKE_BIN = fileURLToPath(new URL('../bin/keybrake.js', import.meta.url));
+const READY_TIMEOUT_MS = 30_000;
+
+interface LocalSecrets {
+  readonly master_key: string;
+  readonly admin_token: string;
+  readonly dataplane_token: string;
+  readonly postgres_password: string;
+}
+
+export async function runDevStack(args: readonly string[]): Promise<void> {
+  if (args.includes('--help') || args.includes('-h')) {
+    process.stdout.write('usage: keybrake dev\n\nStarts etcd, PostgreSQL, one control plane and one data plane; data under ./.keybrake.\n' +
+      'Addresses: KEYBRAKE_GRPC_ADDR (127.0.0.1:7070), KEYBRAKE_ADMIN_ADDR (127.0.0.1:7080), KEYBRAKE_PROXY_ADDR (127.0.0.1:8080).\n');
+    return;
+  }
+  const home = resolve(process.env['KEYBRAKE_HOME'] ?? '.keybrake');
+  await mkdir(home, { recursive: true });
+  // PostgreSQL runs as the `postgres` user when we are root: it must be able to reach its data dir.
+  await chmod(home, 0o755);
+  const secrets = await loadOrCreateSecrets(join(home, 'local.json'));
+  const etcdBinary = await ensureEtcdBinary();
+
+  const grpcAddr = parseListenAddress(process.env, 'KEYBRAKE_GRPC_ADDR', '127.0.0.1:7070').text;
+  const adminAddr = parseListenAddress(process.env, 'KEYBRAKE_ADMIN_ADDR', '127.0.0.1:7080').text;
+  const proxyAddr = parseListenAddress(process.env, 'KEYBRAKE_PROXY_ADDR', '127.0.0.1:8080').text;
+
+  const children: ChildProcess[] = [];
+  let etcd: EtcdProcess | null = null;
+  let postgres: PostgresProcess | null = null;
+  let stopping = false;
+  const stopAll = async (code: number) => {
+    if (stopping) return;
+    stopping = true;
+    process.stdout.write('\nkeybrake dev: stopping…\n');
+    await Promise.all(children.map((child) => stopChild(child)));
+    await postgres?.stop().catch(() => {});
+    await etcd?.stop().catch(() => {});
+    process.exit(code);
+  };
+  process.on('SIGINT', () => void stopAll(0));
+  process.on('SIGTERM', () => void stopAll(0));
+
+  try {
+    etcd = await startEtcd({ binary: etcdBinary, dataDir: join(home, 'etcd') });
+    postgres = await startPostgres({ dataDir: join(home, 'pg'), password: secrets.postgres_password });
+    await postgres.createDatabase('keybrake');
+
+    const common = { ...process.env, KEYBRAKE_DATAPLANE_TOKEN: secrets.dataplane_token };
+    const controlPlane = spawnKeybrake('control-plane', {
+      ...common,
+      KEYBRAKE_ETCD_ENDPOINTS: etcd.endpoint,
+      KEYBRAKE_DATABASE_URL: postgres.url('keybrake'),
+      KEYBRAKE_GRPC_ADDR: grpcAddr,
+      KEYBRAKE_ADMIN_ADDR: adminAddr,
+      KEYBRAKE_ADMIN_TOKEN: secrets.admin_token,
+      KEYBRAKE_MASTER_KEY: secrets.master_key,
+    });
+    children.push(controlPlane);
+    await waitForHttp(`http://${adminAddr}/readyz`, controlPlane, 'control plane');
+
+    const dataPlane = spawnKeybrake('data-plane', {
+      ...common,
+      KEYBRAKE_CONTROL_PLANE: grpcAddr,
+      KEYBRAKE_PROXY_ADDR: proxyAddr,
+      KEYBRAKE_DATAPLANE_ID: process.env['KEYBRAKE_DATAPLANE_ID'] ?? 'dp-local',
+      KEYBRAKE_AUDIT_SPOOL_DIR: join(home, 'spool'),
+    });
+    children.push(dataPlane);
+    await waitForHttp(`http://${proxyAddr}/healthz`, dataPlane, 'data plane');
+
+    for (const child of children) {
+      child.once('exit', (code, signal) => {
+        if (stopping) return;
+        process.stderr.write(`keybrake dev: a child process stopped (${signal ?? `exit ${code}`}); stopping the stack\n`);
+        void stopAll(1);
+      });
+    }
+    printSummary({ etcd: etcd.endpoint, postgres: postgres.url('keybrake').replace(/:[^:@/]+@/, ':****@'), grpcAddr, adminAddr, proxyAddr, adminToken: secrets.admin_token });
+  } catch (error) {
+    process.stderr.write(`keybrake dev: ${error instanceof Error ? error.message : String(error)}\n`);
+    await stopAll(1);
+  }
+}
+
+async function loadOrCreateSecrets(path: string): Promise<LocalSecrets> {
+  if (existsSync(path)) return JSON.parse(await readFile(path, 'utf8')) as LocalSecrets;
+  const secrets: LocalSecrets = {
+    master_key: randomBytes(32).toString('base64'),
+    admin_token: `kbadmin_${randomBytes(24).toString('base64url')}`,
+    dataplane_token: `kbdp_${randomBytes(24).toString('base64url')}`,
+    postgres_password: randomBytes(16).toString('hex'),
+  };
+  await writeFile(path, `${JSON.stringify(secrets, null, 2)}\n`, { mode: 0o600 });
+  return secrets;
+}
+
+/** Finds etcd; as root on Debian, installs the etcd-server package if it is missing. */
+async function ensureEtcdBinary(): Promise<string> {
+  const found = findEtcdBinary(process.env);
+  if (found !== null) return found;
+  if (userInfo().uid === 0 && existsSync('/etc/debian_version')) {
+    process.stdout.write('keybrake dev: etcd not found; installing Debian package etcd-server…\n');
+    const run = (args: string[]) => spawnSync('apt-get', args, { stdio: 'inherit', env: { ...process.env, DEBIAN_FRONTEND: 'noninteractive' } });
+    if (run(['install', '-y', '-qq', 'etcd-server']).status !== 0) {
+      run(['update', '-qq']);
+      run(['install', '-y', '-qq', 'etcd-server']);
+    }
+    const installed = findEtcdBinary(process.env);
+    if (installed !== null) return installed;
+  }
+  throw new Error('etcd not found: install it (Debian: apt-get install etcd-server) or set KEYBRAKE_ETCD_BIN to its path');
+}
+
+function spawnKeybrake(command: string, env: NodeJS.ProcessEnv): ChildProcess {
+  return spawn(process.execPath, [KEYBRAKE_BIN, command], { env, stdio: ['ignore', 'inherit', 'inherit'] });
+}
+
+async function waitForHttp(url: string, child: ChildProcess, what: string): Promise<void> {
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) throw new Error(`${what} exited during start-up (exit ${child.exitCode})`);
+    try {
+      const response = await fetch(url, { signal: AbortSignal.timeout(1000) });
+      if (response.ok) return;
+    } catch {
+      // not listening yet
+    }
+    await new Promise((r) => setTimeout(r, 150));
+  }
+  throw new Error(`${what} was not ready at ${url} within ${READY_TIMEOUT_MS} ms`);
+}
+
+function printSummary(s: { etcd: string; postgres: string; grpcAddr: string; adminAddr: string; proxyAddr: string; adminToken: string }): void {
+  const curl = [
+    `curl -s -X POST http://${s.adminAddr}/vault/keys \\`,
+    `  -H "Authorization: Bearer ${s.adminToken}" -H "Content-Type: application/json" \\`,
+    `  -d '{"vendor":"stripe","daily_usd_cap":300,"allowed_endpoints":["POST /v1/payment_intents"],"expires_in":"4h","agent_run_label":"metaflow/1"}'`,
+  ].join('\n');
+  process.stdout.write(`
+Keybrake is running (Ctrl-C stops everything).
+
+  control plane gRPC   ${s.grpcAddr}
+  admin API            http://${s.adminAddr}
+  data plane (proxy)   http://${s.proxyAddr}
+  etcd                 ${s.etcd}
+  PostgreSQL           ${s.postgres}
+  admin token          ${s.adminToken}
+
+Issue a vault key:
+
+${curl}
+
+`);
+}

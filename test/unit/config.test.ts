@@ -1,0 +1,59 @@
+import { describe, expect, it } from 'vitest';
+
+import { compileControlPlaneConfig } from '../../control-plane/config.js';
+import { compileDataPlaneConfig } from '../../data-plane/config.js';
+
+const good = {
+  KEYBRAKE_MASTER_KEY: Buffer.alloc(32, 7).toString('base64'),
+  KEYBRAKE_DATABASE_URL: 'postgres://u:p@127.0.0.1:5432/keybrake',
+  KEYBRAKE_ADMIN_TOKEN: 'a'.repeat(32),
+  KEYBRAKE_DATAPLANE_TOKEN: 'd'.repeat(32),
+};
+
+describe('control-plane configuration', () => {
+  it('applies the documented defaults', () => {
+    const config = compileControlPlaneConfig(good);
+    expect(config.etcdEndpoints).toEqual(['http://127.0.0.1:2379']);
+    expect(config.grpcAddress).toMatchObject({ host: '127.0.0.1', port: 7070 });
+    expect(config.adminAddress).toMatchObject({ host: '127.0.0.1', port: 7080 });
+    expect(config.etcdPrefix).toBe('/keybrake/');
+  });
+
+  it('reads a comma list of etcd endpoints', () => {
+    expect(compileControlPlaneConfig({ ...good, KEYBRAKE_ETCD_ENDPOINTS: 'http://a:2379, https://b:2379/' }).etcdEndpoints).toEqual(['http://a:2379', 'https://b:2379']);
+  });
+
+  it.each<[Record<string, string | undefined>, RegExp]>([
+    [{ KEYBRAKE_MASTER_KEY: undefined }, /^KEYBRAKE_MASTER_KEY: is required/],
+    [{ KEYBRAKE_MASTER_KEY: 'not base64!' }, /^KEYBRAKE_MASTER_KEY: must be base64/],
+    [{ KEYBRAKE_MASTER_KEY: Buffer.alloc(16).toString('base64') }, /^KEYBRAKE_MASTER_KEY: must decode to 32 bytes, got 16/],
+    [{ KEYBRAKE_DATABASE_URL: undefined }, /^KEYBRAKE_DATABASE_URL: is required/],
+    [{ KEYBRAKE_DATABASE_URL: 'mysql://x' }, /^KEYBRAKE_DATABASE_URL: must start with postgres:\/\//],
+    [{ KEYBRAKE_ETCD_ENDPOINTS: '127.0.0.1:2379' }, /^KEYBRAKE_ETCD_ENDPOINTS: "127.0.0.1:2379" is not a URL with scheme/],
+    [{ KEYBRAKE_ETCD_ENDPOINTS: 'ftp://x:1' }, /^KEYBRAKE_ETCD_ENDPOINTS: .* must use http or https/],
+    [{ KEYBRAKE_GRPC_ADDR: 'localhost' }, /^KEYBRAKE_GRPC_ADDR: must be host:port/],
+    [{ KEYBRAKE_ADMIN_ADDR: '127.0.0.1:99999' }, /^KEYBRAKE_ADMIN_ADDR: must be host:port/],
+    [{ KEYBRAKE_ADMIN_TOKEN: 'short' }, /^KEYBRAKE_ADMIN_TOKEN: must be at least 24 characters, got 5/],
+    [{ KEYBRAKE_DATAPLANE_TOKEN: undefined }, /^KEYBRAKE_DATAPLANE_TOKEN: is required/],
+    [{ KEYBRAKE_ETCD_PREFIX: 'keybrake' }, /^KEYBRAKE_ETCD_PREFIX: must start and end with "\/"/],
+    [{ KEYBRAKE_LOG_LEVEL: 'loud' }, /^KEYBRAKE_LOG_LEVEL: must be one of/],
+  ])('names the variable when %j', (change, message) => {
+    expect(() => compileControlPlaneConfig({ ...good, ...change })).toThrow(message);
+  });
+});
+
+describe('data-plane configuration', () => {
+  const dp = { KEYBRAKE_CONTROL_PLANE: '127.0.0.1:7070', KEYBRAKE_DATAPLANE_TOKEN: 'd'.repeat(32) };
+  it('defaults the upstreams to the real vendors', () => {
+    expect(compileDataPlaneConfig(dp).upstreams).toEqual({ stripe: 'https://api.stripe.com', twilio: 'https://api.twilio.com', resend: 'https://api.resend.com' });
+  });
+  it.each<[Record<string, string | undefined>, RegExp]>([
+    [{ KEYBRAKE_CONTROL_PLANE: undefined }, /^KEYBRAKE_CONTROL_PLANE: is required/],
+    [{ KEYBRAKE_CONTROL_PLANE: 'http://127.0.0.1:7070' }, /^KEYBRAKE_CONTROL_PLANE: .* must be host:port/],
+    [{ KEYBRAKE_UPSTREAM_STRIPE: 'localhost:1234' }, /^KEYBRAKE_UPSTREAM_STRIPE: /],
+    [{ KEYBRAKE_DATAPLANE_ID: 'has space' }, /^KEYBRAKE_DATAPLANE_ID: /],
+    [{ KEYBRAKE_PROXY_ADDR: ':8080' }, /^KEYBRAKE_PROXY_ADDR: must be host:port/],
+  ])('names the variable when %j', (change, message) => {
+    expect(() => compileDataPlaneConfig({ ...dp, ...change })).toThrow(message);
+  });
+});
