@@ -12,7 +12,7 @@ export interface EtcdStoreOptions {
 
 /** etcd's default --max-txn-ops is 128: a key takes two puts and two compares. */
 const KEYS_PER_TXN = 64;
-const PARALLEL_TXNS = 4;
+const PARALLEL_TXNS = 16;
 const CAS_ATTEMPTS = 8;
 
 const paths = {

@@ -27,7 +27,6 @@ export function compileKeySpec(spec: KeySpec, fieldPrefix = ''): CompiledKeySpec
   const vendor = parseVendor(spec.vendor, field('vendor'));
 
   if (spec.label.length > MAX_LABEL_LENGTH) throw invalidField(field('label'), `longer than ${MAX_LABEL_LENGTH} characters (${spec.label.length})`);
-  // eslint-disable-next-line no-control-regex
   if (/[\u0000-\u001f\u007f]/.test(spec.label)) throw invalidField(field('label'), 'must not contain control characters');
 
   if (spec.allowedEndpoints.length === 0) throw invalidField(field('allowed_endpoints'), 'at least one endpoint is required, e.g. "POST /v1/payment_intents"');

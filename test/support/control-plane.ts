@@ -64,6 +64,7 @@ export interface TestControlPlane {
   /** gRPC client with the bootstrap admin token. */
   readonly client: OperatorClient;
   /** JSON request to the admin API; `token: null` sends none. */
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- tests read arbitrary JSON answers
   http(method: string, path: string, options?: { body?: unknown; rawBody?: string; token?: string | null }): Promise<{ status: number; body: any }>;
   stop(): Promise<void>;
 }

@@ -1,0 +1,113 @@
+/**
+ * The gRPC OperatorService and the standard health service, over real connections.
+ */
+import { credentials, makeClientConstructor, status, type ServiceError } from '@grpc/grpc-js';
+import { service as healthService } from 'grpc-health-check';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import { createOperatorClient } from '../../cli/operator-client.js';
+import { KeyStatus, TokenRole, type KeySpec } from '../../gen/keybrake/v1/operator.js';
+import { createTestStack, startTestControlPlane, type TestControlPlane } from '../support/control-plane.js';
+
+let cp: TestControlPlane;
+
+beforeAll(async () => {
+  cp = await startTestControlPlane(await createTestStack());
+});
+afterAll(async () => {
+  await cp?.stop();
+});
+
+const spec = (label: string, change: Partial<KeySpec> = {}): KeySpec => ({
+  vendor: 'stripe',
+  label,
+  allowedEndpoints: ['POST /v1/charges'],
+  dailyCapMicros: 10_990_000,
+  budgetMicros: 0,
+  expiresInSeconds: 7200,
+  ...change,
+});
+
+async function grpcError(promise: Promise<unknown>): Promise<ServiceError> {
+  try {
+    await promise;
+  } catch (error) {
+    return error as ServiceError;
+  }
+  throw new Error('expected the call to fail');
+}
+
+describe('OperatorService', () => {
+  it('issues, gets, lists and revokes', async () => {
+    const { issued } = await cp.client.issueKey({ spec: spec('grpc/one') });
+    expect(issued?.vaultKey).toMatch(/^kbv_/);
+    const id = issued!.key!.id;
+    const { key } = await cp.client.getKey({ id });
+    expect(key).toMatchObject({ id, vendor: 'stripe', label: 'grpc/one', status: KeyStatus.KEY_STATUS_ACTIVE, dailyCapMicros: 10_990_000 });
+    expect(key?.expiresAt?.getTime()).toBe(key!.createdAt!.getTime() + 7200 * 1000);
+    const listed = await cp.client.listKeys({ label: 'grpc/one', labelPrefix: '', vendor: '', status: 0, pageSize: 0, pageToken: '' });
+    expect(listed.keys.map((k) => k.id)).toEqual([id]);
+    const revoked = await cp.client.revokeKey({ id });
+    expect(revoked.key?.status).toBe(KeyStatus.KEY_STATUS_REVOKED);
+  });
+
+  it('issues a batch, one distinct key per spec, in order', async () => {
+    const specs = Array.from({ length: 300 }, (_, i) => spec(`grpc-batch/branch-${i}`));
+    const { issued } = await cp.client.issueKeys({ specs });
+    expect(issued).toHaveLength(300);
+    expect(new Set(issued.map((i) => i.vaultKey)).size).toBe(300);
+    expect(issued.map((i) => i.key?.label)).toEqual(specs.map((s) => s.label));
+    const listed = await cp.client.listKeys({ label: '', labelPrefix: 'grpc-batch/', vendor: '', status: 0, pageSize: 1000, pageToken: '' });
+    expect(listed.keys).toHaveLength(300);
+  });
+
+  it('writes nothing from a batch with one bad spec, and names it', async () => {
+    const specs = Array.from({ length: 200 }, (_, i) => spec(`grpc-bad-batch/${i}`));
+    specs[137] = spec('grpc-bad-batch/137', { allowedEndpoints: ['POST /v1/charges/'] });
+    const error = await grpcError(cp.client.issueKeys({ specs }));
+    expect(error.code).toBe(status.INVALID_ARGUMENT);
+    expect(error.details).toMatch(/^specs\[137\]\.allowed_endpoints\[0\]: /);
+    const listed = await cp.client.listKeys({ label: '', labelPrefix: 'grpc-bad-batch/', vendor: '', status: 0, pageSize: 0, pageToken: '' });
+    expect(listed.keys).toHaveLength(0);
+  });
+
+  it('maps errors to gRPC status codes', async () => {
+    expect((await grpcError(cp.client.getKey({ id: 'vk_00000000000000000000' }))).code).toBe(status.NOT_FOUND);
+    expect((await grpcError(cp.client.issueKey({ spec: spec('x', { vendor: 'paypal' }) }))).details).toMatch(/^vendor: unknown vendor/);
+    const anonymous = createOperatorClient(cp.grpcAddress, undefined);
+    const wrong = createOperatorClient(cp.grpcAddress, 'kbo_wrong');
+    try {
+      expect((await grpcError(anonymous.listKeys({ label: '', labelPrefix: '', vendor: '', status: 0, pageSize: 0, pageToken: '' }))).code).toBe(status.UNAUTHENTICATED);
+      expect((await grpcError(wrong.issueKey({ spec: spec('x') }))).code).toBe(status.UNAUTHENTICATED);
+    } finally {
+      anonymous.close();
+      wrong.close();
+    }
+    const { token } = await cp.client.createToken({ role: TokenRole.TOKEN_ROLE_AUDITOR, name: 'auditor' });
+    const auditor = createOperatorClient(cp.grpcAddress, token);
+    try {
+      expect((await grpcError(auditor.issueKey({ spec: spec('x') }))).code).toBe(status.PERMISSION_DENIED);
+    } finally {
+      auditor.close();
+    }
+  });
+});
+
+describe('grpc.health.v1', () => {
+  it('reports SERVING for the server and the operator service', async () => {
+    const HealthClient = makeClientConstructor(healthService, 'grpc.health.v1.Health');
+    const health = new HealthClient(cp.grpcAddress, credentials.createInsecure()) as InstanceType<typeof HealthClient> & {
+      check(request: { service: string }, callback: (error: ServiceError | null, response?: { status?: string | number }) => void): void;
+    };
+    try {
+      for (const service of ['', 'keybrake.v1.OperatorService']) {
+        const answer = await new Promise<{ status?: string | number }>((resolve, reject) =>
+          health.check({ service }, (error, response) => (error ? reject(error) : resolve(response ?? {}))),
+        );
+        expect(answer.status).toBe('SERVING');
+      }
+    } finally {
+      health.close();
+    }
+  });
+});

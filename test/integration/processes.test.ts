@@ -1,0 +1,147 @@
+/**
+ * `keybrake` as users run it: the servers refuse bad configuration in one line, the operator
+ * CLI talks gRPC, and `keybrake dev` brings up the whole stack, prints a working curl, reuses
+ * its data on a second start and stops every child on Ctrl-C.
+ */
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import { freePort } from '../../dev/free-port.js';
+import { createTestStack, startTestControlPlane, type TestControlPlane, type TestStack } from '../support/control-plane.js';
+import { childPids, isAlive, KEYBRAKE_BIN, killIfAlive, spawnKeybrake } from '../support/processes.js';
+
+const run = promisify(execFile);
+let stack: TestStack;
+let cp: TestControlPlane;
+
+beforeAll(async () => {
+  stack = await createTestStack();
+  cp = await startTestControlPlane(stack);
+});
+afterAll(async () => {
+  await cp?.stop();
+});
+
+async function keybrake(args: string[], env: Record<string, string> = {}): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await run(process.execPath, [KEYBRAKE_BIN, ...args], { env: { PATH: process.env['PATH'], ...env }, timeout: 30_000 });
+    return { code: 0, stdout, stderr };
+  } catch (error) {
+    const e = error as { code: number; stdout: string; stderr: string };
+    return { code: e.code, stdout: e.stdout, stderr: e.stderr };
+  }
+}
+
+describe('bad configuration', () => {
+  it.each([
+    ['KEYBRAKE_MASTER_KEY', 'c2hvcnQ=', /^keybrake: configuration error: KEYBRAKE_MASTER_KEY: must decode to 32 bytes, got 5\n$/],
+    ['KEYBRAKE_ETCD_ENDPOINTS', '127.0.0.1:2379', /^keybrake: configuration error: KEYBRAKE_ETCD_ENDPOINTS: "127.0.0.1:2379" is not a URL with scheme/],
+    ['KEYBRAKE_ADMIN_TOKEN', '', /^keybrake: configuration error: KEYBRAKE_ADMIN_TOKEN: is required/],
+  ])('stops the control plane with one line naming %s', async (variable, value, message) => {
+    const result = await keybrake(['control-plane'], stack.env({ [variable]: value }));
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(message);
+    expect(result.stderr.trim().split('\n')).toHaveLength(1);
+  });
+
+  it('stops the data plane with one line naming the variable', async () => {
+    const result = await keybrake(['data-plane'], { KEYBRAKE_CONTROL_PLANE: 'http://127.0.0.1:7070', KEYBRAKE_DATAPLANE_TOKEN: 'x'.repeat(30) });
+    expect(result.code).toBe(2);
+    expect(result.stderr).toMatch(/^keybrake: configuration error: KEYBRAKE_CONTROL_PLANE: /);
+  });
+
+  it('says so in one line when etcd is unreachable', async () => {
+    const port = await freePort();
+    const result = await keybrake(['control-plane'], stack.env({ KEYBRAKE_ETCD_ENDPOINTS: `http://127.0.0.1:${port}` }));
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/^keybrake: control plane could not start: .*etcd/);
+  });
+});
+
+describe('operator CLI', () => {
+  const connection = () => ['--addr', cp.grpcAddress, '--token', stack.adminToken];
+
+  it('issues a batch, lists, gets and revokes', async () => {
+    const issued = await keybrake(['keys', 'issue', ...connection(), '--vendor', 'stripe', '--endpoint', 'POST /v1/charges', '--daily-usd-cap', '10.99', '--label', 'cli/run-1', '--count', '3', '--json']);
+    expect(issued.code).toBe(0);
+    const keys = JSON.parse(issued.stdout) as { id: string; vault_key: string; daily_cap_micros: number }[];
+    expect(keys).toHaveLength(3);
+    expect(keys[0]).toMatchObject({ daily_cap_micros: 10_990_000 });
+
+    const table = await keybrake(['keys', 'list', ...connection(), '--label', 'cli/run-1']);
+    expect(table.stdout.split('\n')[0]).toMatch(/^ID\s+VENDOR\s+LABEL\s+STATUS\s+SPENT \/ CAP\s+EXPIRES$/);
+    expect(table.stdout).toContain(keys[0]!.id);
+    expect(table.stdout).not.toContain(keys[0]!.vault_key);
+
+    const revoked = await keybrake(['keys', 'revoke', keys[0]!.id, ...connection(), '--json']);
+    expect(JSON.parse(revoked.stdout).status).toBe('revoked');
+  });
+
+  it('explains a bad flag or an unreachable control plane in one line', async () => {
+    const bad = await keybrake(['keys', 'issue', ...connection(), '--vendor', 'stripe', '--endpoint', 'POST /v1/charges', '--daily-usd-cap=-3']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(/^keybrake: daily_usd_cap: must be greater than 0/);
+    const port = await freePort();
+    const down = await keybrake(['keys', 'list', '--addr', `127.0.0.1:${port}`, '--token', stack.adminToken]);
+    expect(down.code).toBe(2);
+    expect(down.stderr).toMatch(/^keybrake: cannot reach the control plane/);
+  });
+});
+
+describe('keybrake dev', () => {
+  it('brings the stack up, prints a curl that issues a key, reuses its data, and stops every child', async () => {
+    const home = await mkdtemp(join(tmpdir(), 'keybrake-dev-'));
+    const [grpc, admin, proxy] = [await freePort(), await freePort(), await freePort()];
+    const env = {
+      KEYBRAKE_HOME: home,
+      KEYBRAKE_GRPC_ADDR: `127.0.0.1:${grpc}`,
+      KEYBRAKE_ADMIN_ADDR: `127.0.0.1:${admin}`,
+      KEYBRAKE_PROXY_ADDR: `127.0.0.1:${proxy}`,
+      KEYBRAKE_LOG_LEVEL: 'warn',
+    };
+    const startAndIssue = async () => {
+      const dev = spawnKeybrake(['dev'], env);
+      let children: number[] = [];
+      try {
+        const [curl] = await dev.waitForOutput(/curl -s -X POST [^\n]+\n[^\n]+\n[^\n]+'\n/, 90_000);
+        const token = (await dev.waitForOutput(/admin token\s+(\S+)/))[1]!;
+        children = childPids(dev.child.pid!);
+        expect(children.length).toBeGreaterThanOrEqual(4); // etcd, postgres, control plane, data plane
+        const { stdout } = await run('sh', ['-c', curl]);
+        const key = JSON.parse(stdout) as { vault_key: string; id: string };
+        expect(key.vault_key).toMatch(/^kbv_/);
+        expect((await fetch(`http://127.0.0.1:${proxy}/healthz`)).status).toBe(200);
+        dev.child.kill('SIGINT');
+        expect(await dev.exited()).toBe(0);
+        for (const pid of children) expect(isAlive(pid), `child ${pid} still running`).toBe(false);
+        return { token, id: key.id };
+      } finally {
+        for (const pid of children) killIfAlive(pid);
+        killIfAlive(dev.child.pid);
+      }
+    };
+    try {
+      const first = await startAndIssue();
+      const second = await startAndIssue();
+      expect(second.token).toBe(first.token);
+      // The key issued by the first run is still there after a restart.
+      const dev = spawnKeybrake(['dev'], env);
+      try {
+        await dev.waitForOutput(/Issue a vault key/, 90_000);
+        const response = await fetch(`http://127.0.0.1:${admin}/vault/keys/${first.id}`, { headers: { authorization: `Bearer ${first.token}` } });
+        expect(response.status).toBe(200);
+        dev.child.kill('SIGINT');
+        await dev.exited();
+      } finally {
+        killIfAlive(dev.child.pid);
+      }
+    } finally {
+      await rm(home, { recursive: true, force: true });
+    }
+  }, 240_000);
+});
