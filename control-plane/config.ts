@@ -1,3 +1,4 @@
+import { parseDurationSeconds } from '../core/duration.js';
 import { ConfigError, parseListenAddress, parseUrlList, readOptional, readRequired, readSecretToken, type Env } from '../core/config.js';
 
 export interface ControlPlaneConfig {
@@ -11,6 +12,8 @@ export interface ControlPlaneConfig {
   readonly masterKey: Buffer;
   readonly dataplaneToken: string;
   readonly logLevel: string;
+  /** How often a quiet data-plane stream gets a heartbeat (KEYBRAKE_HEARTBEAT_INTERVAL, default 2s). */
+  readonly heartbeatIntervalMs: number;
 }
 
 const MIN_TOKEN_LENGTH = 24;
@@ -32,7 +35,17 @@ export function compileControlPlaneConfig(env: Env): ControlPlaneConfig {
     throw new ConfigError('KEYBRAKE_LOG_LEVEL', 'must be one of fatal, error, warn, info, debug, trace, silent');
   }
 
+  const heartbeatText = readOptional(env, 'KEYBRAKE_HEARTBEAT_INTERVAL') ?? '2s';
+  let heartbeatSeconds: number;
+  try {
+    heartbeatSeconds = parseDurationSeconds(heartbeatText, 'KEYBRAKE_HEARTBEAT_INTERVAL');
+  } catch {
+    throw new ConfigError('KEYBRAKE_HEARTBEAT_INTERVAL', `cannot parse duration ${JSON.stringify(heartbeatText)} (e.g. "2s")`);
+  }
+  if (heartbeatSeconds < 1) throw new ConfigError('KEYBRAKE_HEARTBEAT_INTERVAL', 'must be at least 1s');
+
   return {
+    heartbeatIntervalMs: heartbeatSeconds * 1000,
     etcdEndpoints: parseUrlList(env, 'KEYBRAKE_ETCD_ENDPOINTS', 'http://127.0.0.1:2379'),
     etcdPrefix,
     databaseUrl,

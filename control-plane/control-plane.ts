@@ -13,7 +13,9 @@ import type { ControlPlaneConfig } from './config.js';
 import { deriveKeys } from './crypto.js';
 import { createPool, runMigrations } from './database.js';
 import { EtcdStore } from './etcd-store.js';
-import { bindGrpcServer, createGrpcServer } from './grpc-server.js';
+import { createDataPlaneService } from './dataplane-service.js';
+import { bindGrpcServer, createGrpcServer, SERVICE_NAMES } from './grpc-server.js';
+import { PolicyFeed } from './policy-feed.js';
 import { OperatorService } from './operator-service.js';
 
 export interface RunningControlPlane {
@@ -25,17 +27,22 @@ export interface RunningControlPlane {
 export async function startControlPlane(config: ControlPlaneConfig, logger: Logger): Promise<RunningControlPlane> {
   const store = new EtcdStore({ endpoints: config.etcdEndpoints, prefix: config.etcdPrefix });
   const pool = createPool(config.databaseUrl);
+  const keys = deriveKeys(config.masterKey);
+  const feed = new PolicyFeed(store, keys.wrapKey, logger);
   try {
     await store.ping();
     await runMigrations(pool, logger);
+    await feed.start();
   } catch (error) {
+    await feed.stop();
     store.close();
     await pool.end();
     throw error;
   }
 
-  const service = new OperatorService({ store, keys: deriveKeys(config.masterKey), adminToken: config.adminToken });
-  const { server: grpcServer, health } = createGrpcServer({ service, logger });
+  const service = new OperatorService({ store, keys, adminToken: config.adminToken });
+  const dataPlaneService = createDataPlaneService({ feed, dataplaneToken: config.dataplaneToken, pepper: keys.pepper, logger, heartbeatIntervalMs: config.heartbeatIntervalMs });
+  const { server: grpcServer, health } = createGrpcServer({ service, dataPlaneService, logger });
   const checkReady = async () => {
     await store.ping();
     await pool.query('SELECT 1').catch((error: unknown) => {
@@ -46,8 +53,7 @@ export async function startControlPlane(config: ControlPlaneConfig, logger: Logg
 
   const grpcPort = await bindGrpcServer(grpcServer, `${formatHost(config.grpcAddress.host)}:${config.grpcAddress.port}`);
   const adminPort = await listen(adminServer, config.adminAddress.host, config.adminAddress.port);
-  health.setStatus('', 'SERVING');
-  health.setStatus('keybrake.v1.OperatorService', 'SERVING');
+  for (const name of ['', ...SERVICE_NAMES]) health.setStatus(name, 'SERVING');
   logger.info({ grpc: `${config.grpcAddress.host}:${grpcPort}`, admin: `http://${config.adminAddress.host}:${adminPort}` }, 'control plane listening');
 
   let stopping: Promise<void> | null = null;
@@ -56,9 +62,15 @@ export async function startControlPlane(config: ControlPlaneConfig, logger: Logg
     adminPort,
     stop() {
       stopping ??= (async () => {
-        health.setStatus('', 'NOT_SERVING');
+        for (const name of ['', ...SERVICE_NAMES]) health.setStatus(name, 'NOT_SERVING');
+        await feed.stop();
+        // Data-plane streams never end on their own: tryShutdown would wait for them forever.
+        const forced = setTimeout(() => grpcServer.forceShutdown(), 2000);
         await Promise.all([
-          new Promise<void>((resolve) => grpcServer.tryShutdown(() => resolve())),
+          new Promise<void>((resolve) => grpcServer.tryShutdown(() => {
+            clearTimeout(forced);
+            resolve();
+          })),
           new Promise<void>((resolve) => {
             adminServer.close(() => resolve());
             adminServer.closeAllConnections();

@@ -2,7 +2,7 @@ import { Etcd3, type Namespace } from 'etcd3';
 
 import { OperatorError } from '../core/operator-error.js';
 import type { KeyRecord } from './key-record.js';
-import type { CredentialRecord, KeyStore, TokenRecord } from './store.js';
+import type { CredentialRecord, KeyStore, PolicyChange, PolicyState, TokenRecord } from './store.js';
 
 export interface EtcdStoreOptions {
   readonly endpoints: readonly string[];
@@ -142,6 +142,35 @@ export class EtcdStore implements KeyStore {
 
   async findTokenByHash(tokenHash: string): Promise<TokenRecord | null> {
     return parseJson<TokenRecord>(await guard(this.ns.get(paths.token(tokenHash)).string()));
+  }
+
+  async loadPolicyState(): Promise<PolicyState> {
+    // One range over the whole namespace: keys and credentials at a single revision.
+    const response = await guard(this.ns.getAll().prefix('').exec());
+    const keys: KeyRecord[] = [];
+    const credentials: CredentialRecord[] = [];
+    for (const kv of response.kvs) {
+      const key = kv.key.toString('utf8');
+      if (key.startsWith('keys/')) keys.push(JSON.parse(kv.value.toString('utf8')) as KeyRecord);
+      else if (key.startsWith('credentials/')) credentials.push(JSON.parse(kv.value.toString('utf8')) as CredentialRecord);
+    }
+    return { keys, credentials, revision: Number(response.header.revision) };
+  }
+
+  async watchPolicyChanges(afterRevision: number, listener: (change: PolicyChange) => void, onError: (error: unknown) => void): Promise<() => Promise<void>> {
+    const start = String(afterRevision + 1);
+    const keyWatcher = await guard(this.ns.watch().prefix('keys/').startRevision(start).create());
+    const credentialWatcher = await guard(this.ns.watch().prefix('credentials/').startRevision(start).create());
+    keyWatcher.on('put', (kv) => listener({ kind: 'key-put', record: JSON.parse(kv.value.toString('utf8')) as KeyRecord, revision: Number(kv.mod_revision) }));
+    keyWatcher.on('delete', (kv) => listener({ kind: 'key-delete', id: kv.key.toString('utf8').slice('keys/'.length), revision: Number(kv.mod_revision) }));
+    credentialWatcher.on('put', (kv) =>
+      listener({ kind: 'credential-put', record: JSON.parse(kv.value.toString('utf8')) as CredentialRecord, revision: Number(kv.mod_revision) }),
+    );
+    keyWatcher.on('error', onError);
+    credentialWatcher.on('error', onError);
+    return async () => {
+      await Promise.allSettled([keyWatcher.cancel(), credentialWatcher.cancel()]);
+    };
   }
 
   async ping(): Promise<void> {

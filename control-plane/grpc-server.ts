@@ -3,6 +3,7 @@ import { HealthImplementation } from 'grpc-health-check';
 
 import { OperatorError } from '../core/operator-error.js';
 import type { Logger } from '../core/logger.js';
+import { DataPlaneServiceService, type DataPlaneServiceServer } from '../gen/keybrake/v1/dataplane.js';
 import { OperatorServiceService, type OperatorServiceServer } from '../gen/keybrake/v1/operator.js';
 import type { Caller, OperatorService } from './operator-service.js';
 
@@ -11,8 +12,11 @@ export const MAX_GRPC_MESSAGE_BYTES = 64 * 1024 * 1024;
 
 export interface GrpcServerOptions {
   readonly service: OperatorService;
+  readonly dataPlaneService: DataPlaneServiceServer;
   readonly logger: Logger;
 }
+
+export const SERVICE_NAMES = ['keybrake.v1.OperatorService', 'keybrake.v1.DataPlaneService'] as const;
 
 export function createGrpcServer(options: GrpcServerOptions): { server: Server; health: HealthImplementation } {
   const { service, logger } = options;
@@ -43,8 +47,9 @@ export function createGrpcServer(options: GrpcServerOptions): { server: Server; 
     queryAudit: unary((caller, request) => service.queryAudit(caller, request)),
   };
   server.addService(OperatorServiceService, implementation);
+  server.addService(DataPlaneServiceService, options.dataPlaneService);
 
-  const health = new HealthImplementation({ '': 'NOT_SERVING', 'keybrake.v1.OperatorService': 'NOT_SERVING' });
+  const health = new HealthImplementation(Object.fromEntries(['', ...SERVICE_NAMES].map((name) => [name, 'NOT_SERVING' as const])));
   health.addToServer(server);
   return { server, health };
 }

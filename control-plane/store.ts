@@ -22,6 +22,19 @@ export interface CredentialRecord {
   readonly sealed: SealedSecret;
 }
 
+/** A committed change to what data planes enforce. */
+export type PolicyChange =
+  | { readonly kind: 'key-put'; readonly record: KeyRecord; readonly revision: number }
+  | { readonly kind: 'key-delete'; readonly id: string; readonly revision: number }
+  | { readonly kind: 'credential-put'; readonly record: CredentialRecord; readonly revision: number };
+
+export interface PolicyState {
+  readonly keys: readonly KeyRecord[];
+  readonly credentials: readonly CredentialRecord[];
+  /** The store revision the state was read at; changes after it are watched. */
+  readonly revision: number;
+}
+
 export interface KeyStore {
   /** Writes all records or none; fails if any id or hash already exists. */
   createKeys(records: readonly KeyRecord[]): Promise<void>;
@@ -37,6 +50,11 @@ export interface KeyStore {
 
   createToken(record: TokenRecord): Promise<void>;
   findTokenByHash(tokenHash: string): Promise<TokenRecord | null>;
+
+  /** Every key and credential, read at one revision. */
+  loadPolicyState(): Promise<PolicyState>;
+  /** Calls `listener` for each change committed after `afterRevision`, in commit order; resolves to a stop function. */
+  watchPolicyChanges(afterRevision: number, listener: (change: PolicyChange) => void, onError: (error: unknown) => void): Promise<() => Promise<void>>;
 
   /** Resolves when the store answers; throws `unavailable` otherwise. */
   ping(): Promise<void>;

@@ -3,6 +3,7 @@
  * matches exactly one path segment. Patterns are validated at issue time so that the data
  * plane only ever matches well-formed patterns against canonical paths.
  */
+import { CANONICAL_SEGMENT } from './canonical-path.js';
 import { invalidField } from './operator-error.js';
 import { type Vendor, vendorPathRoots } from './vendors.js';
 
@@ -15,8 +16,6 @@ export interface EndpointPattern {
   readonly segments: readonly string[];
 }
 
-// RFC 3986 pchar without percent-encoding: a pattern names a path literally.
-const SEGMENT_PATTERN = /^[A-Za-z0-9._~!$&'()+,=:@-]+$/;
 const MAX_PATTERN_LENGTH = 512;
 
 export function parseEndpointPattern(text: string, vendor: Vendor, field: string): EndpointPattern {
@@ -43,7 +42,7 @@ export function parseEndpointPattern(text: string, vendor: Vendor, field: string
     if (segment === '') throw fail('empty path segment (double or trailing slash)');
     if (segment === '.' || segment === '..') throw fail('dot segments are not allowed');
     if (segment.includes('*') && segment !== '*') throw fail('"*" must be a whole segment');
-    if (segment !== '*' && !SEGMENT_PATTERN.test(segment)) throw fail(`segment ${JSON.stringify(segment)} has characters a canonical path never has`);
+    if (segment !== '*' && !CANONICAL_SEGMENT.test(segment)) throw fail(`segment ${JSON.stringify(segment)} has characters a canonical path never has`);
   }
   return { method: method as HttpMethod, segments };
 }

@@ -1,3 +1,4 @@
+import { parseDurationSeconds } from '../core/duration.js';
 import { parseListenAddress, parseUrlList, readOptional, readRequired, readSecretToken, ConfigError, type Env } from '../core/config.js';
 
 export interface DataPlaneConfig {
@@ -9,6 +10,31 @@ export interface DataPlaneConfig {
   readonly auditSpoolDir: string;
   readonly upstreams: { readonly stripe: string; readonly twilio: string; readonly resend: string };
   readonly logLevel: string;
+  /** Longest silence from every control plane before failing closed (KEYBRAKE_LEASE_TTL, default 30s). */
+  readonly leaseTtlMs: number;
+  readonly maxBodyBytes: number;
+  readonly upstreamTimeoutMs: number;
+  /** Time a client has to send a whole request (KEYBRAKE_REQUEST_TIMEOUT, default 30s). */
+  readonly requestTimeoutMs: number;
+}
+
+function readDurationMs(env: Env, variable: string, fallback: string, min = 1): number {
+  const text = readOptional(env, variable) ?? fallback;
+  let seconds: number;
+  try {
+    seconds = parseDurationSeconds(text, variable);
+  } catch {
+    throw new ConfigError(variable, `cannot parse duration ${JSON.stringify(text)} (e.g. "${fallback}")`);
+  }
+  if (seconds < min) throw new ConfigError(variable, `must be at least ${min}s`);
+  return seconds * 1000;
+}
+
+function readPositiveInteger(env: Env, variable: string, fallback: number): number {
+  const text = readOptional(env, variable);
+  if (text === undefined) return fallback;
+  if (!/^\d+$/.test(text) || Number(text) < 1) throw new ConfigError(variable, `must be a positive whole number, got ${JSON.stringify(text)}`);
+  return Number(text);
 }
 
 export function compileDataPlaneConfig(env: Env): DataPlaneConfig {
@@ -39,5 +65,9 @@ export function compileDataPlaneConfig(env: Env): DataPlaneConfig {
       resend: single('KEYBRAKE_UPSTREAM_RESEND', 'https://api.resend.com'),
     },
     logLevel: readOptional(env, 'KEYBRAKE_LOG_LEVEL') ?? 'info',
+    leaseTtlMs: readDurationMs(env, 'KEYBRAKE_LEASE_TTL', '30s'),
+    maxBodyBytes: readPositiveInteger(env, 'KEYBRAKE_MAX_BODY_BYTES', 1024 * 1024),
+    upstreamTimeoutMs: readDurationMs(env, 'KEYBRAKE_UPSTREAM_TIMEOUT', '60s'),
+    requestTimeoutMs: readDurationMs(env, 'KEYBRAKE_REQUEST_TIMEOUT', '30s'),
   };
 }

@@ -1,43 +1,85 @@
 /**
- * The data-plane proxy. For now it only answers health probes and refuses every vendor call
- * with 503 `control_plane_unavailable` (it fails closed): policy sync from the control plane
- * and forwarding are the next piece of work.
+ * One data-plane proxy: an HTTP server running the proxy pipeline, a stream to the control
+ * plane that keeps the policy cache current, and one undici pool per vendor upstream.
+ * Stateless: it never talks to etcd or PostgreSQL.
  */
-import { createServer } from 'node:http';
+import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 
 import type { Logger } from '../core/logger.js';
 import type { DataPlaneConfig } from './config.js';
+import { ControlPlaneLink } from './control-plane-link.js';
+import { PolicyCache } from './policy-cache.js';
+import { createProxyHandler } from './proxy.js';
+import { PROXY_ERROR_STATUS, type ProxyErrorCode } from './proxy-error.js';
+import { Upstreams } from './upstream.js';
 
 export interface RunningDataPlane {
   readonly port: number;
+  readonly cache: PolicyCache;
   stop(): Promise<void>;
 }
 
+const HEADERS_TIMEOUT_MS = 10_000;
+const MAX_HEADER_BYTES = 16 * 1024;
+
 export async function startDataPlane(config: DataPlaneConfig, logger: Logger): Promise<RunningDataPlane> {
-  const server = createServer((request, response) => {
-    const path = (request.url ?? '/').split('?')[0];
-    if (request.method === 'GET' && path === '/healthz') {
-      response.writeHead(200, { 'content-type': 'application/json' }).end('{"status":"ok"}');
-      return;
-    }
-    const body = JSON.stringify({
-      error: { type: 'api_error', code: 'control_plane_unavailable', message: 'Keybrake data plane has no policy from a control plane yet; nothing was forwarded.' },
+  const cache = new PolicyCache();
+  const upstreams = new Upstreams(config.upstreams, config.upstreamTimeoutMs);
+  const link = new ControlPlaneLink({ controlPlanes: config.controlPlanes, dataplaneToken: config.dataplaneToken, dataplaneId: config.dataplaneId, cache, logger });
+  const proxy = createProxyHandler({ cache, upstreams, logger, leaseTtlMs: config.leaseTtlMs, maxBodyBytes: config.maxBodyBytes });
+
+  const server = createServer({ maxHeaderSize: MAX_HEADER_BYTES, headersTimeout: HEADERS_TIMEOUT_MS, requestTimeout: config.requestTimeoutMs }, (request, response) => {
+    if (answerProbe(request, response, cache, config.leaseTtlMs)) return;
+    proxy(request, response).catch((error: unknown) => {
+      logger.error({ err: error }, 'unhandled proxy failure');
+      response.destroy();
     });
-    response.writeHead(503, { 'content-type': 'application/json', 'keybrake-error': 'control_plane_unavailable', 'stripe-should-retry': 'false' }).end(body);
   });
+  // Counting headers is ours to do (MAX_HEADER_COUNT); node would silently drop extras.
+  server.maxHeadersCount = 0;
+  server.on('clientError', (error: NodeJS.ErrnoException, socket: Duplex) => answerClientError(error, socket));
+
+  link.start();
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(config.proxyAddress.port, config.proxyAddress.host, () => resolve());
   });
   const port = (server.address() as AddressInfo).port;
-  logger.info({ proxy: `http://${config.proxyAddress.host}:${port}`, dataplane_id: config.dataplaneId }, 'data plane listening');
+  logger.info({ proxy: `http://${config.proxyAddress.host}:${port}`, incarnation: link.incarnation }, 'data plane listening');
   return {
     port,
-    stop: () =>
-      new Promise<void>((resolve) => {
+    cache,
+    async stop() {
+      link.stop();
+      await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeAllConnections();
-      }),
+      });
+      await upstreams.close();
+    },
   };
+}
+
+function answerProbe(request: IncomingMessage, response: ServerResponse, cache: PolicyCache, leaseTtlMs: number): boolean {
+  const path = (request.url ?? '').split('?')[0];
+  if (request.method !== 'GET' || (path !== '/healthz' && path !== '/readyz')) return false;
+  const ready = path === '/healthz' || cache.silenceMs(performance.now()) <= leaseTtlMs;
+  const body = JSON.stringify(path === '/healthz' ? { status: 'ok' } : { status: ready ? 'ready' : 'not_ready', keys: cache.keyCount, revision: cache.revision });
+  response.writeHead(ready ? 200 : 503, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }).end(body);
+  return true;
+}
+
+/** Requests node rejects before our handler runs still get a JSON answer and a Keybrake-Error. */
+function answerClientError(error: NodeJS.ErrnoException, socket: Duplex): void {
+  if (!socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const code: ProxyErrorCode =
+    error.code === 'HPE_HEADER_OVERFLOW' ? 'headers_too_large' : error.code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 'request_timeout' : 'request_malformed';
+  const status = PROXY_ERROR_STATUS[code];
+  const body = JSON.stringify({ error: { type: 'invalid_request_error', code, message: `Keybrake refused the request: ${code}` } });
+  socket.end(`HTTP/1.1 ${status} ${code}\r\ncontent-type: application/json\r\nkeybrake-error: ${code}\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`);
 }

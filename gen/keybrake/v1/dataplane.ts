@@ -35,10 +35,72 @@ export interface Hello {
 
 export interface ConnectResponse {
   welcome?: Welcome | undefined;
+  snapshot?: PolicySnapshot | undefined;
+  keyUpdate?: KeyPolicyUpdate | undefined;
+  keyRemoval?: KeyPolicyRemoval | undefined;
+  secretUpdate?: VendorSecretUpdate | undefined;
+  heartbeat?: Heartbeat | undefined;
 }
 
 export interface Welcome {
   controlplaneId: string;
+  /**
+   * HMAC key under which vault keys are hashed: the data plane hashes a presented key
+   * and looks the hash up. Held in memory only.
+   */
+  keyHashPepper: Buffer;
+  /** How often heartbeats come when nothing else does. */
+  heartbeatIntervalMs: number;
+}
+
+/** KeyPolicy is what a data plane needs to enforce one vault key. */
+export interface KeyPolicy {
+  id: string;
+  /** Hex HMAC-SHA256 of the vault key under the pepper. */
+  keyHash: string;
+  vendor: string;
+  label: string;
+  allowedEndpoints: string[];
+  dailyCapMicros: number;
+  budgetMicros: number;
+  expiresAtUnixMs: number;
+  revoked: boolean;
+}
+
+/** VendorSecret is a real vendor credential, decrypted by the control plane. Held in memory only. */
+export interface VendorSecret {
+  vendor: string;
+  secret: string;
+  /** Twilio only. */
+  accountSid: string;
+}
+
+/** PolicySnapshot replaces everything the data plane knew. */
+export interface PolicySnapshot {
+  keys: KeyPolicy[];
+  secrets: VendorSecret[];
+  /** The etcd revision the snapshot was read at. */
+  revision: number;
+}
+
+export interface KeyPolicyUpdate {
+  key: KeyPolicy | undefined;
+  revision: number;
+}
+
+export interface KeyPolicyRemoval {
+  id: string;
+  keyHash: string;
+  revision: number;
+}
+
+export interface VendorSecretUpdate {
+  secret: VendorSecret | undefined;
+  revision: number;
+}
+
+export interface Heartbeat {
+  sentAtUnixMs: number;
 }
 
 function createBaseConnectRequest(): ConnectRequest {
@@ -198,13 +260,35 @@ export const Hello: MessageFns<Hello> = {
 };
 
 function createBaseConnectResponse(): ConnectResponse {
-  return { welcome: undefined };
+  return {
+    welcome: undefined,
+    snapshot: undefined,
+    keyUpdate: undefined,
+    keyRemoval: undefined,
+    secretUpdate: undefined,
+    heartbeat: undefined,
+  };
 }
 
 export const ConnectResponse: MessageFns<ConnectResponse> = {
   encode(message: ConnectResponse, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.welcome !== undefined) {
       Welcome.encode(message.welcome, writer.uint32(10).fork()).join();
+    }
+    if (message.snapshot !== undefined) {
+      PolicySnapshot.encode(message.snapshot, writer.uint32(18).fork()).join();
+    }
+    if (message.keyUpdate !== undefined) {
+      KeyPolicyUpdate.encode(message.keyUpdate, writer.uint32(26).fork()).join();
+    }
+    if (message.keyRemoval !== undefined) {
+      KeyPolicyRemoval.encode(message.keyRemoval, writer.uint32(34).fork()).join();
+    }
+    if (message.secretUpdate !== undefined) {
+      VendorSecretUpdate.encode(message.secretUpdate, writer.uint32(42).fork()).join();
+    }
+    if (message.heartbeat !== undefined) {
+      Heartbeat.encode(message.heartbeat, writer.uint32(50).fork()).join();
     }
     return writer;
   },
@@ -230,6 +314,46 @@ export const ConnectResponse: MessageFns<ConnectResponse> = {
             message.welcome = Welcome.decode(reader, reader.uint32());
             continue;
           }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.snapshot = PolicySnapshot.decode(reader, reader.uint32());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.keyUpdate = KeyPolicyUpdate.decode(reader, reader.uint32());
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.keyRemoval = KeyPolicyRemoval.decode(reader, reader.uint32());
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.secretUpdate = VendorSecretUpdate.decode(reader, reader.uint32());
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.heartbeat = Heartbeat.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -243,13 +367,47 @@ export const ConnectResponse: MessageFns<ConnectResponse> = {
   },
 
   fromJSON(object: any): ConnectResponse {
-    return { welcome: isSet(object.welcome) ? Welcome.fromJSON(object.welcome) : undefined };
+    return {
+      welcome: isSet(object.welcome) ? Welcome.fromJSON(object.welcome) : undefined,
+      snapshot: isSet(object.snapshot) ? PolicySnapshot.fromJSON(object.snapshot) : undefined,
+      keyUpdate: isSet(object.keyUpdate)
+        ? KeyPolicyUpdate.fromJSON(object.keyUpdate)
+        : isSet(object.key_update)
+        ? KeyPolicyUpdate.fromJSON(object.key_update)
+        : undefined,
+      keyRemoval: isSet(object.keyRemoval)
+        ? KeyPolicyRemoval.fromJSON(object.keyRemoval)
+        : isSet(object.key_removal)
+        ? KeyPolicyRemoval.fromJSON(object.key_removal)
+        : undefined,
+      secretUpdate: isSet(object.secretUpdate)
+        ? VendorSecretUpdate.fromJSON(object.secretUpdate)
+        : isSet(object.secret_update)
+        ? VendorSecretUpdate.fromJSON(object.secret_update)
+        : undefined,
+      heartbeat: isSet(object.heartbeat) ? Heartbeat.fromJSON(object.heartbeat) : undefined,
+    };
   },
 
   toJSON(message: ConnectResponse): unknown {
     const obj: any = {};
     if (message.welcome !== undefined) {
       obj.welcome = Welcome.toJSON(message.welcome);
+    }
+    if (message.snapshot !== undefined) {
+      obj.snapshot = PolicySnapshot.toJSON(message.snapshot);
+    }
+    if (message.keyUpdate !== undefined) {
+      obj.keyUpdate = KeyPolicyUpdate.toJSON(message.keyUpdate);
+    }
+    if (message.keyRemoval !== undefined) {
+      obj.keyRemoval = KeyPolicyRemoval.toJSON(message.keyRemoval);
+    }
+    if (message.secretUpdate !== undefined) {
+      obj.secretUpdate = VendorSecretUpdate.toJSON(message.secretUpdate);
+    }
+    if (message.heartbeat !== undefined) {
+      obj.heartbeat = Heartbeat.toJSON(message.heartbeat);
     }
     return obj;
   },
@@ -262,18 +420,39 @@ export const ConnectResponse: MessageFns<ConnectResponse> = {
     message.welcome = (object.welcome !== undefined && object.welcome !== null)
       ? Welcome.fromPartial(object.welcome)
       : undefined;
+    message.snapshot = (object.snapshot !== undefined && object.snapshot !== null)
+      ? PolicySnapshot.fromPartial(object.snapshot)
+      : undefined;
+    message.keyUpdate = (object.keyUpdate !== undefined && object.keyUpdate !== null)
+      ? KeyPolicyUpdate.fromPartial(object.keyUpdate)
+      : undefined;
+    message.keyRemoval = (object.keyRemoval !== undefined && object.keyRemoval !== null)
+      ? KeyPolicyRemoval.fromPartial(object.keyRemoval)
+      : undefined;
+    message.secretUpdate = (object.secretUpdate !== undefined && object.secretUpdate !== null)
+      ? VendorSecretUpdate.fromPartial(object.secretUpdate)
+      : undefined;
+    message.heartbeat = (object.heartbeat !== undefined && object.heartbeat !== null)
+      ? Heartbeat.fromPartial(object.heartbeat)
+      : undefined;
     return message;
   },
 };
 
 function createBaseWelcome(): Welcome {
-  return { controlplaneId: "" };
+  return { controlplaneId: "", keyHashPepper: Buffer.alloc(0), heartbeatIntervalMs: 0 };
 }
 
 export const Welcome: MessageFns<Welcome> = {
   encode(message: Welcome, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.controlplaneId !== "") {
       writer.uint32(10).string(message.controlplaneId);
+    }
+    if (message.keyHashPepper.length !== 0) {
+      writer.uint32(18).bytes(message.keyHashPepper);
+    }
+    if (message.heartbeatIntervalMs !== 0) {
+      writer.uint32(24).int64(message.heartbeatIntervalMs);
     }
     return writer;
   },
@@ -299,6 +478,22 @@ export const Welcome: MessageFns<Welcome> = {
             message.controlplaneId = reader.string();
             continue;
           }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.keyHashPepper = Buffer.from(reader.bytes());
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.heartbeatIntervalMs = longToNumber(reader.int64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -318,6 +513,16 @@ export const Welcome: MessageFns<Welcome> = {
         : isSet(object.controlplane_id)
         ? globalThis.String(object.controlplane_id)
         : "",
+      keyHashPepper: isSet(object.keyHashPepper)
+        ? Buffer.from(bytesFromBase64(object.keyHashPepper))
+        : isSet(object.key_hash_pepper)
+        ? Buffer.from(bytesFromBase64(object.key_hash_pepper))
+        : Buffer.alloc(0),
+      heartbeatIntervalMs: isSet(object.heartbeatIntervalMs)
+        ? globalThis.Number(object.heartbeatIntervalMs)
+        : isSet(object.heartbeat_interval_ms)
+        ? globalThis.Number(object.heartbeat_interval_ms)
+        : 0,
     };
   },
 
@@ -325,6 +530,12 @@ export const Welcome: MessageFns<Welcome> = {
     const obj: any = {};
     if (message.controlplaneId !== "") {
       obj.controlplaneId = message.controlplaneId;
+    }
+    if (message.keyHashPepper.length !== 0) {
+      obj.keyHashPepper = base64FromBytes(message.keyHashPepper);
+    }
+    if (message.heartbeatIntervalMs !== 0) {
+      obj.heartbeatIntervalMs = Math.round(message.heartbeatIntervalMs);
     }
     return obj;
   },
@@ -335,18 +546,809 @@ export const Welcome: MessageFns<Welcome> = {
   fromPartial<I extends Exact<DeepPartial<Welcome>, I>>(object: I): Welcome {
     const message = createBaseWelcome();
     message.controlplaneId = object.controlplaneId ?? "";
+    message.keyHashPepper = object.keyHashPepper ?? Buffer.alloc(0);
+    message.heartbeatIntervalMs = object.heartbeatIntervalMs ?? 0;
+    return message;
+  },
+};
+
+function createBaseKeyPolicy(): KeyPolicy {
+  return {
+    id: "",
+    keyHash: "",
+    vendor: "",
+    label: "",
+    allowedEndpoints: [],
+    dailyCapMicros: 0,
+    budgetMicros: 0,
+    expiresAtUnixMs: 0,
+    revoked: false,
+  };
+}
+
+export const KeyPolicy: MessageFns<KeyPolicy> = {
+  encode(message: KeyPolicy, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== "") {
+      writer.uint32(10).string(message.id);
+    }
+    if (message.keyHash !== "") {
+      writer.uint32(18).string(message.keyHash);
+    }
+    if (message.vendor !== "") {
+      writer.uint32(26).string(message.vendor);
+    }
+    if (message.label !== "") {
+      writer.uint32(34).string(message.label);
+    }
+    for (const v of message.allowedEndpoints) {
+      writer.uint32(42).string(v!);
+    }
+    if (message.dailyCapMicros !== 0) {
+      writer.uint32(48).int64(message.dailyCapMicros);
+    }
+    if (message.budgetMicros !== 0) {
+      writer.uint32(56).int64(message.budgetMicros);
+    }
+    if (message.expiresAtUnixMs !== 0) {
+      writer.uint32(64).int64(message.expiresAtUnixMs);
+    }
+    if (message.revoked !== false) {
+      writer.uint32(72).bool(message.revoked);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): KeyPolicy {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseKeyPolicy();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.keyHash = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.vendor = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.label = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.allowedEndpoints.push(reader.string());
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.dailyCapMicros = longToNumber(reader.int64());
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.budgetMicros = longToNumber(reader.int64());
+            continue;
+          }
+          case 8: {
+            if (tag !== 64) {
+              break;
+            }
+
+            message.expiresAtUnixMs = longToNumber(reader.int64());
+            continue;
+          }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.revoked = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): KeyPolicy {
+    return {
+      id: isSet(object.id) ? globalThis.String(object.id) : "",
+      keyHash: isSet(object.keyHash)
+        ? globalThis.String(object.keyHash)
+        : isSet(object.key_hash)
+        ? globalThis.String(object.key_hash)
+        : "",
+      vendor: isSet(object.vendor) ? globalThis.String(object.vendor) : "",
+      label: isSet(object.label) ? globalThis.String(object.label) : "",
+      allowedEndpoints: globalThis.Array.isArray(object?.allowedEndpoints)
+        ? object.allowedEndpoints.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.allowed_endpoints)
+        ? object.allowed_endpoints.map((e: any) => globalThis.String(e))
+        : [],
+      dailyCapMicros: isSet(object.dailyCapMicros)
+        ? globalThis.Number(object.dailyCapMicros)
+        : isSet(object.daily_cap_micros)
+        ? globalThis.Number(object.daily_cap_micros)
+        : 0,
+      budgetMicros: isSet(object.budgetMicros)
+        ? globalThis.Number(object.budgetMicros)
+        : isSet(object.budget_micros)
+        ? globalThis.Number(object.budget_micros)
+        : 0,
+      expiresAtUnixMs: isSet(object.expiresAtUnixMs)
+        ? globalThis.Number(object.expiresAtUnixMs)
+        : isSet(object.expires_at_unix_ms)
+        ? globalThis.Number(object.expires_at_unix_ms)
+        : 0,
+      revoked: isSet(object.revoked) ? globalThis.Boolean(object.revoked) : false,
+    };
+  },
+
+  toJSON(message: KeyPolicy): unknown {
+    const obj: any = {};
+    if (message.id !== "") {
+      obj.id = message.id;
+    }
+    if (message.keyHash !== "") {
+      obj.keyHash = message.keyHash;
+    }
+    if (message.vendor !== "") {
+      obj.vendor = message.vendor;
+    }
+    if (message.label !== "") {
+      obj.label = message.label;
+    }
+    if (message.allowedEndpoints?.length) {
+      obj.allowedEndpoints = message.allowedEndpoints;
+    }
+    if (message.dailyCapMicros !== 0) {
+      obj.dailyCapMicros = Math.round(message.dailyCapMicros);
+    }
+    if (message.budgetMicros !== 0) {
+      obj.budgetMicros = Math.round(message.budgetMicros);
+    }
+    if (message.expiresAtUnixMs !== 0) {
+      obj.expiresAtUnixMs = Math.round(message.expiresAtUnixMs);
+    }
+    if (message.revoked !== false) {
+      obj.revoked = message.revoked;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<KeyPolicy>, I>>(base?: I): KeyPolicy {
+    return KeyPolicy.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<KeyPolicy>, I>>(object: I): KeyPolicy {
+    const message = createBaseKeyPolicy();
+    message.id = object.id ?? "";
+    message.keyHash = object.keyHash ?? "";
+    message.vendor = object.vendor ?? "";
+    message.label = object.label ?? "";
+    message.allowedEndpoints = object.allowedEndpoints?.map((e) => e) || [];
+    message.dailyCapMicros = object.dailyCapMicros ?? 0;
+    message.budgetMicros = object.budgetMicros ?? 0;
+    message.expiresAtUnixMs = object.expiresAtUnixMs ?? 0;
+    message.revoked = object.revoked ?? false;
+    return message;
+  },
+};
+
+function createBaseVendorSecret(): VendorSecret {
+  return { vendor: "", secret: "", accountSid: "" };
+}
+
+export const VendorSecret: MessageFns<VendorSecret> = {
+  encode(message: VendorSecret, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.vendor !== "") {
+      writer.uint32(10).string(message.vendor);
+    }
+    if (message.secret !== "") {
+      writer.uint32(18).string(message.secret);
+    }
+    if (message.accountSid !== "") {
+      writer.uint32(26).string(message.accountSid);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): VendorSecret {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseVendorSecret();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.vendor = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.secret = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.accountSid = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): VendorSecret {
+    return {
+      vendor: isSet(object.vendor) ? globalThis.String(object.vendor) : "",
+      secret: isSet(object.secret) ? globalThis.String(object.secret) : "",
+      accountSid: isSet(object.accountSid)
+        ? globalThis.String(object.accountSid)
+        : isSet(object.account_sid)
+        ? globalThis.String(object.account_sid)
+        : "",
+    };
+  },
+
+  toJSON(message: VendorSecret): unknown {
+    const obj: any = {};
+    if (message.vendor !== "") {
+      obj.vendor = message.vendor;
+    }
+    if (message.secret !== "") {
+      obj.secret = message.secret;
+    }
+    if (message.accountSid !== "") {
+      obj.accountSid = message.accountSid;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<VendorSecret>, I>>(base?: I): VendorSecret {
+    return VendorSecret.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<VendorSecret>, I>>(object: I): VendorSecret {
+    const message = createBaseVendorSecret();
+    message.vendor = object.vendor ?? "";
+    message.secret = object.secret ?? "";
+    message.accountSid = object.accountSid ?? "";
+    return message;
+  },
+};
+
+function createBasePolicySnapshot(): PolicySnapshot {
+  return { keys: [], secrets: [], revision: 0 };
+}
+
+export const PolicySnapshot: MessageFns<PolicySnapshot> = {
+  encode(message: PolicySnapshot, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.keys) {
+      KeyPolicy.encode(v!, writer.uint32(10).fork()).join();
+    }
+    for (const v of message.secrets) {
+      VendorSecret.encode(v!, writer.uint32(18).fork()).join();
+    }
+    if (message.revision !== 0) {
+      writer.uint32(24).int64(message.revision);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PolicySnapshot {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePolicySnapshot();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.keys.push(KeyPolicy.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.secrets.push(VendorSecret.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.revision = longToNumber(reader.int64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PolicySnapshot {
+    return {
+      keys: globalThis.Array.isArray(object?.keys) ? object.keys.map((e: any) => KeyPolicy.fromJSON(e)) : [],
+      secrets: globalThis.Array.isArray(object?.secrets)
+        ? object.secrets.map((e: any) => VendorSecret.fromJSON(e))
+        : [],
+      revision: isSet(object.revision) ? globalThis.Number(object.revision) : 0,
+    };
+  },
+
+  toJSON(message: PolicySnapshot): unknown {
+    const obj: any = {};
+    if (message.keys?.length) {
+      obj.keys = message.keys.map((e) => KeyPolicy.toJSON(e));
+    }
+    if (message.secrets?.length) {
+      obj.secrets = message.secrets.map((e) => VendorSecret.toJSON(e));
+    }
+    if (message.revision !== 0) {
+      obj.revision = Math.round(message.revision);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<PolicySnapshot>, I>>(base?: I): PolicySnapshot {
+    return PolicySnapshot.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<PolicySnapshot>, I>>(object: I): PolicySnapshot {
+    const message = createBasePolicySnapshot();
+    message.keys = object.keys?.map((e) => KeyPolicy.fromPartial(e)) || [];
+    message.secrets = object.secrets?.map((e) => VendorSecret.fromPartial(e)) || [];
+    message.revision = object.revision ?? 0;
+    return message;
+  },
+};
+
+function createBaseKeyPolicyUpdate(): KeyPolicyUpdate {
+  return { key: undefined, revision: 0 };
+}
+
+export const KeyPolicyUpdate: MessageFns<KeyPolicyUpdate> = {
+  encode(message: KeyPolicyUpdate, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.key !== undefined) {
+      KeyPolicy.encode(message.key, writer.uint32(10).fork()).join();
+    }
+    if (message.revision !== 0) {
+      writer.uint32(16).int64(message.revision);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): KeyPolicyUpdate {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseKeyPolicyUpdate();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.key = KeyPolicy.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.revision = longToNumber(reader.int64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): KeyPolicyUpdate {
+    return {
+      key: isSet(object.key) ? KeyPolicy.fromJSON(object.key) : undefined,
+      revision: isSet(object.revision) ? globalThis.Number(object.revision) : 0,
+    };
+  },
+
+  toJSON(message: KeyPolicyUpdate): unknown {
+    const obj: any = {};
+    if (message.key !== undefined) {
+      obj.key = KeyPolicy.toJSON(message.key);
+    }
+    if (message.revision !== 0) {
+      obj.revision = Math.round(message.revision);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<KeyPolicyUpdate>, I>>(base?: I): KeyPolicyUpdate {
+    return KeyPolicyUpdate.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<KeyPolicyUpdate>, I>>(object: I): KeyPolicyUpdate {
+    const message = createBaseKeyPolicyUpdate();
+    message.key = (object.key !== undefined && object.key !== null) ? KeyPolicy.fromPartial(object.key) : undefined;
+    message.revision = object.revision ?? 0;
+    return message;
+  },
+};
+
+function createBaseKeyPolicyRemoval(): KeyPolicyRemoval {
+  return { id: "", keyHash: "", revision: 0 };
+}
+
+export const KeyPolicyRemoval: MessageFns<KeyPolicyRemoval> = {
+  encode(message: KeyPolicyRemoval, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.id !== "") {
+      writer.uint32(10).string(message.id);
+    }
+    if (message.keyHash !== "") {
+      writer.uint32(18).string(message.keyHash);
+    }
+    if (message.revision !== 0) {
+      writer.uint32(24).int64(message.revision);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): KeyPolicyRemoval {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseKeyPolicyRemoval();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.id = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.keyHash = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.revision = longToNumber(reader.int64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): KeyPolicyRemoval {
+    return {
+      id: isSet(object.id) ? globalThis.String(object.id) : "",
+      keyHash: isSet(object.keyHash)
+        ? globalThis.String(object.keyHash)
+        : isSet(object.key_hash)
+        ? globalThis.String(object.key_hash)
+        : "",
+      revision: isSet(object.revision) ? globalThis.Number(object.revision) : 0,
+    };
+  },
+
+  toJSON(message: KeyPolicyRemoval): unknown {
+    const obj: any = {};
+    if (message.id !== "") {
+      obj.id = message.id;
+    }
+    if (message.keyHash !== "") {
+      obj.keyHash = message.keyHash;
+    }
+    if (message.revision !== 0) {
+      obj.revision = Math.round(message.revision);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<KeyPolicyRemoval>, I>>(base?: I): KeyPolicyRemoval {
+    return KeyPolicyRemoval.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<KeyPolicyRemoval>, I>>(object: I): KeyPolicyRemoval {
+    const message = createBaseKeyPolicyRemoval();
+    message.id = object.id ?? "";
+    message.keyHash = object.keyHash ?? "";
+    message.revision = object.revision ?? 0;
+    return message;
+  },
+};
+
+function createBaseVendorSecretUpdate(): VendorSecretUpdate {
+  return { secret: undefined, revision: 0 };
+}
+
+export const VendorSecretUpdate: MessageFns<VendorSecretUpdate> = {
+  encode(message: VendorSecretUpdate, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.secret !== undefined) {
+      VendorSecret.encode(message.secret, writer.uint32(10).fork()).join();
+    }
+    if (message.revision !== 0) {
+      writer.uint32(16).int64(message.revision);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): VendorSecretUpdate {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseVendorSecretUpdate();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.secret = VendorSecret.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.revision = longToNumber(reader.int64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): VendorSecretUpdate {
+    return {
+      secret: isSet(object.secret) ? VendorSecret.fromJSON(object.secret) : undefined,
+      revision: isSet(object.revision) ? globalThis.Number(object.revision) : 0,
+    };
+  },
+
+  toJSON(message: VendorSecretUpdate): unknown {
+    const obj: any = {};
+    if (message.secret !== undefined) {
+      obj.secret = VendorSecret.toJSON(message.secret);
+    }
+    if (message.revision !== 0) {
+      obj.revision = Math.round(message.revision);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<VendorSecretUpdate>, I>>(base?: I): VendorSecretUpdate {
+    return VendorSecretUpdate.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<VendorSecretUpdate>, I>>(object: I): VendorSecretUpdate {
+    const message = createBaseVendorSecretUpdate();
+    message.secret = (object.secret !== undefined && object.secret !== null)
+      ? VendorSecret.fromPartial(object.secret)
+      : undefined;
+    message.revision = object.revision ?? 0;
+    return message;
+  },
+};
+
+function createBaseHeartbeat(): Heartbeat {
+  return { sentAtUnixMs: 0 };
+}
+
+export const Heartbeat: MessageFns<Heartbeat> = {
+  encode(message: Heartbeat, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.sentAtUnixMs !== 0) {
+      writer.uint32(8).int64(message.sentAtUnixMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): Heartbeat {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseHeartbeat();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.sentAtUnixMs = longToNumber(reader.int64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): Heartbeat {
+    return {
+      sentAtUnixMs: isSet(object.sentAtUnixMs)
+        ? globalThis.Number(object.sentAtUnixMs)
+        : isSet(object.sent_at_unix_ms)
+        ? globalThis.Number(object.sent_at_unix_ms)
+        : 0,
+    };
+  },
+
+  toJSON(message: Heartbeat): unknown {
+    const obj: any = {};
+    if (message.sentAtUnixMs !== 0) {
+      obj.sentAtUnixMs = Math.round(message.sentAtUnixMs);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<Heartbeat>, I>>(base?: I): Heartbeat {
+    return Heartbeat.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<Heartbeat>, I>>(object: I): Heartbeat {
+    const message = createBaseHeartbeat();
+    message.sentAtUnixMs = object.sentAtUnixMs ?? 0;
     return message;
   },
 };
 
 /**
  * DataPlaneService is what data-plane proxies call, authenticated with metadata
- * `authorization: Bearer <KEYBRAKE_DATAPLANE_TOKEN>`. The data plane issue fills in
- * policy sync; the spend-cap issue adds leases; the audit issue adds records.
+ * `authorization: Bearer <KEYBRAKE_DATAPLANE_TOKEN>`. The data plane keeps no authority of
+ * its own: it serves from what the control plane pushes down this stream.
  */
 export type DataPlaneServiceService = typeof DataPlaneServiceService;
 export const DataPlaneServiceService = {
-  /** Connect is the one long-lived stream a data plane keeps open to a control plane. */
+  /**
+   * Connect is the one long-lived stream a data plane keeps open to a control plane.
+   * Down: a Welcome, a full PolicySnapshot, then every change as it commits in etcd, and
+   * heartbeats. A data plane that stops hearing from every control plane fails closed.
+   */
   connect: {
     path: "/keybrake.v1.DataPlaneService/Connect" as const,
     requestStream: true as const,
@@ -359,12 +1361,20 @@ export const DataPlaneServiceService = {
 } as const;
 
 export interface DataPlaneServiceServer extends UntypedServiceImplementation {
-  /** Connect is the one long-lived stream a data plane keeps open to a control plane. */
+  /**
+   * Connect is the one long-lived stream a data plane keeps open to a control plane.
+   * Down: a Welcome, a full PolicySnapshot, then every change as it commits in etcd, and
+   * heartbeats. A data plane that stops hearing from every control plane fails closed.
+   */
   connect: handleBidiStreamingCall<ConnectRequest, ConnectResponse>;
 }
 
 export interface DataPlaneServiceClient extends Client {
-  /** Connect is the one long-lived stream a data plane keeps open to a control plane. */
+  /**
+   * Connect is the one long-lived stream a data plane keeps open to a control plane.
+   * Down: a Welcome, a full PolicySnapshot, then every change as it commits in etcd, and
+   * heartbeats. A data plane that stops hearing from every control plane fails closed.
+   */
   connect(): ClientDuplexStream<ConnectRequest, ConnectResponse>;
   connect(options: Partial<CallOptions>): ClientDuplexStream<ConnectRequest, ConnectResponse>;
   connect(metadata: Metadata, options?: Partial<CallOptions>): ClientDuplexStream<ConnectRequest, ConnectResponse>;
@@ -379,6 +1389,14 @@ export const DataPlaneServiceClient = makeGenericClientConstructor(
   serviceName: string;
 };
 
+function bytesFromBase64(b64: string): Uint8Array {
+  return Uint8Array.from(globalThis.Buffer.from(b64, "base64"));
+}
+
+function base64FromBytes(arr: Uint8Array): string {
+  return globalThis.Buffer.from(arr).toString("base64");
+}
+
 type Builtin = Date | Function | Uint8Array | string | number | boolean | undefined;
 
 export type DeepPartial<T> = T extends Builtin ? T
@@ -390,6 +1408,17 @@ export type DeepPartial<T> = T extends Builtin ? T
 type KeysOfUnion<T> = T extends T ? keyof T : never;
 export type Exact<P, I extends P> = P extends Builtin ? P
   : P & { [K in keyof P]: Exact<P[K], I[K]> } & { [K in Exclude<keyof I, KeysOfUnion<P>>]: never };
+
+function longToNumber(int64: { toString(): string }): number {
+  const num = globalThis.Number(int64.toString());
+  if (num > globalThis.Number.MAX_SAFE_INTEGER) {
+    throw new globalThis.Error("Value is larger than Number.MAX_SAFE_INTEGER");
+  }
+  if (num < globalThis.Number.MIN_SAFE_INTEGER) {
+    throw new globalThis.Error("Value is smaller than Number.MIN_SAFE_INTEGER");
+  }
+  return num;
+}
 
 function isSet(value: any): boolean {
   return value !== null && value !== undefined;

@@ -1,0 +1,116 @@
+/**
+ * The data plane's one stream to a control plane. It sends Hello, applies what comes down to
+ * the PolicyCache, and reconnects (trying each configured control plane in turn) when the
+ * stream breaks. While disconnected the cache keeps its last state; the proxy decides, from
+ * the cache's silence, when to fail closed.
+ */
+import { randomBytes } from 'node:crypto';
+
+import { credentials, Metadata, type ClientDuplexStream } from '@grpc/grpc-js';
+
+import type { Logger } from '../core/logger.js';
+import { DataPlaneServiceClient, type ConnectRequest, type ConnectResponse } from '../gen/keybrake/v1/dataplane.js';
+import type { PolicyCache } from './policy-cache.js';
+
+export interface ControlPlaneLinkOptions {
+  readonly controlPlanes: readonly string[];
+  readonly dataplaneToken: string;
+  readonly dataplaneId: string;
+  readonly cache: PolicyCache;
+  readonly logger: Logger;
+  readonly now?: () => number;
+}
+
+const MIN_BACKOFF_MS = 100;
+const MAX_BACKOFF_MS = 2000;
+
+export class ControlPlaneLink {
+  readonly incarnation = randomBytes(8).toString('hex');
+  private readonly now: () => number;
+  private client: DataPlaneServiceClient | null = null;
+  private stream: ClientDuplexStream<ConnectRequest, ConnectResponse> | null = null;
+  private stopped = false;
+  private attempt = 0;
+  private reconnectTimer: NodeJS.Timeout | null = null;
+  private connectedListeners: (() => void)[] = [];
+  /** True while the current stream has delivered its snapshot. */
+  private synced = false;
+
+  constructor(private readonly options: ControlPlaneLinkOptions) {
+    this.now = options.now ?? (() => performance.now());
+  }
+
+  start(): void {
+    this.connect();
+  }
+
+  /** Resolves once a snapshot has been applied (or after `timeoutMs`). */
+  whenSynced(timeoutMs: number): Promise<boolean> {
+    if (this.synced) return Promise.resolve(true);
+    return new Promise((resolve) => {
+      const timer = setTimeout(() => resolve(false), timeoutMs);
+      this.connectedListeners.push(() => {
+        clearTimeout(timer);
+        resolve(true);
+      });
+    });
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.reconnectTimer !== null) clearTimeout(this.reconnectTimer);
+    this.stream?.cancel();
+    this.client?.close();
+  }
+
+  private connect(): void {
+    if (this.stopped) return;
+    const address = this.options.controlPlanes[this.attempt % this.options.controlPlanes.length]!;
+    this.client?.close();
+    this.client = new DataPlaneServiceClient(address, credentials.createInsecure(), {
+      'grpc.max_receive_message_length': 256 * 1024 * 1024,
+      'grpc.keepalive_time_ms': 10_000,
+      'grpc.keepalive_timeout_ms': 5_000,
+    });
+    const metadata = new Metadata();
+    metadata.set('authorization', `Bearer ${this.options.dataplaneToken}`);
+    const stream = this.client.connect(metadata);
+    this.stream = stream;
+    stream.on('data', (message: ConnectResponse) => this.receive(message, address));
+    const broken = (reason: string) => {
+      if (this.stream !== stream) return;
+      this.stream = null;
+      this.synced = false;
+      if (this.stopped) return;
+      this.attempt++;
+      const delay = Math.min(MAX_BACKOFF_MS, MIN_BACKOFF_MS * 2 ** Math.min(this.attempt, 5));
+      this.options.logger.warn({ control_plane: address, reason, retry_in_ms: delay }, 'control-plane stream lost');
+      this.reconnectTimer = setTimeout(() => this.connect(), delay);
+    };
+    stream.on('error', (error: Error) => broken(error.message));
+    stream.on('end', () => broken('stream ended'));
+    stream.write({ hello: { dataplaneId: this.options.dataplaneId, incarnation: this.incarnation } });
+  }
+
+  private receive(message: ConnectResponse, address: string): void {
+    const cache = this.options.cache;
+    const now = this.now();
+    if (message.welcome !== undefined) {
+      cache.welcome(message.welcome.keyHashPepper, now);
+    } else if (message.snapshot !== undefined) {
+      cache.applySnapshot(message.snapshot, now);
+      this.attempt = 0;
+      this.synced = true;
+      this.options.logger.info({ control_plane: address, keys: cache.keyCount, revision: cache.revision }, 'policy snapshot applied');
+      for (const listener of this.connectedListeners.splice(0)) listener();
+    } else if (message.keyUpdate?.key !== undefined) {
+      cache.applyKey(message.keyUpdate.key, message.keyUpdate.revision, now);
+    } else if (message.keyRemoval !== undefined) {
+      cache.applyKeyRemoval(message.keyRemoval.id, message.keyRemoval.revision, now);
+    } else if (message.secretUpdate?.secret !== undefined) {
+      cache.applySecret(message.secretUpdate.secret, message.secretUpdate.revision, now);
+    } else if (message.heartbeat !== undefined) {
+      cache.heard(now);
+    }
+  }
+}

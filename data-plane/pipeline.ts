@@ -1,0 +1,116 @@
+/**
+ * The request pipeline's stages, each a small function that can be tested alone:
+ * limits → canonicalise → fresh policy → authenticate → authorise → (price and reserve) →
+ * forward → (settle and audit) → respond. Everything here is pure; proxy.ts does the I/O.
+ */
+import type { IncomingHttpHeaders } from 'node:http';
+
+import { matchesEndpoint } from '../core/endpoint-pattern.js';
+import { isWellFormedSecret } from '../core/secret-format.js';
+import type { Vendor } from '../core/vendors.js';
+import { HOP_BY_HOP_HEADERS, METHOD_OVERRIDE_HEADERS } from './canonical-request.js';
+import type { CachedKey, PolicyCache } from './policy-cache.js';
+import { malformed, ProxyError } from './proxy-error.js';
+import type { VendorAdapter, VendorCredential } from './vendors/index.js';
+
+export const MAX_HEADER_COUNT = 100;
+
+/** Request headers that never reach a vendor, besides hop-by-hop ones and those `Connection` names. */
+const NEVER_FORWARDED = new Set([
+  'host', 'authorization', 'content-length', 'expect', 'cookie', 'accept-encoding',
+  'forwarded', 'via', 'x-forwarded-for', 'x-forwarded-host', 'x-forwarded-proto', 'x-real-ip',
+  ...METHOD_OVERRIDE_HEADERS,
+]);
+
+export function checkRequestHeaders(rawHeaders: readonly string[], headers: IncomingHttpHeaders): void {
+  if (rawHeaders.length / 2 > MAX_HEADER_COUNT) throw new ProxyError('headers_too_large', `more than ${MAX_HEADER_COUNT} request headers`);
+  for (const name of METHOD_OVERRIDE_HEADERS) {
+    if (headers[name] !== undefined) throw malformed(`method-override header ${name} is refused`);
+  }
+  if (headers['transfer-encoding'] !== undefined && headers['content-length'] !== undefined) {
+    throw malformed('both Transfer-Encoding and Content-Length are set');
+  }
+}
+
+/** Fail closed: with no word from any control plane for a lease TTL, serve nothing. */
+export function requireFreshPolicy(cache: PolicyCache, monotonicNowMs: number, leaseTtlMs: number): void {
+  const silence = cache.silenceMs(monotonicNowMs);
+  if (silence > leaseTtlMs) {
+    const detail = silence === Number.POSITIVE_INFINITY ? 'has not reached a control plane yet' : `has not heard from a control plane for ${Math.round(silence / 1000)} s`;
+    throw new ProxyError('control_plane_unavailable', `this data plane ${detail}; nothing was forwarded`);
+  }
+}
+
+export function authenticate(cache: PolicyCache, adapter: VendorAdapter, headers: IncomingHttpHeaders, wallNowMs: number): CachedKey {
+  const presented = adapter.vaultKeyFrom(headers);
+  if (presented === null) throw new ProxyError('vault_key_invalid', `no vault key: send it where ${adapter.vendor}'s SDK puts its API key`);
+  if (!isWellFormedSecret(presented, 'vaultKey')) throw new ProxyError('vault_key_invalid', 'not a Keybrake vault key (kbv_…) or mistyped');
+  const key = cache.lookup(presented);
+  if (key === null) throw new ProxyError('vault_key_invalid', 'unknown vault key');
+  if (key.policy.revoked) throw new ProxyError('vault_key_revoked', `vault key ${key.policy.id} was revoked`);
+  if (wallNowMs >= key.policy.expiresAtUnixMs) {
+    throw new ProxyError('vault_key_expired', `vault key ${key.policy.id} expired at ${new Date(key.policy.expiresAtUnixMs).toISOString()}`);
+  }
+  if (key.vendor !== adapter.vendor) throw new ProxyError('vault_key_invalid', `vault key ${key.policy.id} is for ${key.vendor}, not ${adapter.vendor}`);
+  return key;
+}
+
+export function authorise(key: CachedKey, method: string, segments: readonly string[]): void {
+  if (!key.allowlist.some((pattern) => matchesEndpoint(pattern, method, segments))) {
+    throw new ProxyError('endpoint_not_allowed', `${method} /${segments.join('/')} is not on vault key ${key.policy.id}'s allowlist`);
+  }
+}
+
+export function checkGuardedHeaders(adapter: VendorAdapter, headers: IncomingHttpHeaders): void {
+  for (const name of adapter.guardedHeaders) {
+    // No key allows account switching yet: a call meant for a connected account must not
+    // silently run on the platform account instead, so it is refused, not stripped.
+    if (headers[name] !== undefined) throw new ProxyError('endpoint_not_allowed', `the ${name} header is not allowed by this vault key`);
+  }
+}
+
+export function requireCredential(cache: PolicyCache, vendor: Vendor): VendorCredential {
+  const credential = cache.credential(vendor);
+  if (credential === null) throw new ProxyError('vendor_not_configured', `no ${vendor} credential is stored in Keybrake; an operator must set one`);
+  return credential;
+}
+
+/**
+ * The headers sent upstream, in the caller's order and spelling (Stripe-Version and
+ * Idempotency-Key pass byte for byte), minus everything that must not reach the vendor,
+ * plus the real credential.
+ */
+export function upstreamHeaders(rawHeaders: readonly string[], headers: IncomingHttpHeaders, adapter: VendorAdapter, credential: VendorCredential, bodyLength: number | null): string[] {
+  const named = connectionNamed(headers.connection);
+  const guarded = new Set(adapter.guardedHeaders);
+  const out: string[] = [];
+  for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i]!;
+    const lower = name.toLowerCase();
+    if (HOP_BY_HOP_HEADERS.has(lower) || NEVER_FORWARDED.has(lower) || named.has(lower) || guarded.has(lower)) continue;
+    if (lower.startsWith('proxy-') || lower.startsWith('keybrake-')) continue;
+    out.push(name, rawHeaders[i + 1]!);
+  }
+  out.push('authorization', adapter.authorization(credential));
+  // Identity encoding: a compressed body could hide an echoed secret from the scrubber.
+  out.push('accept-encoding', 'identity');
+  if (bodyLength !== null) out.push('content-length', String(bodyLength));
+  return out;
+}
+
+/** Upstream response headers minus hop-by-hop ones; lengths are recomputed. Secrets scrubbed. */
+export function downstreamHeaders(headers: Record<string, string | string[] | undefined>, scrub: (text: string) => string): Record<string, string | string[]> {
+  const named = connectionNamed(headers['connection']);
+  const out: Record<string, string | string[]> = {};
+  for (const [name, value] of Object.entries(headers)) {
+    const lower = name.toLowerCase();
+    if (value === undefined || HOP_BY_HOP_HEADERS.has(lower) || named.has(lower) || lower === 'content-length' || lower.startsWith('proxy-')) continue;
+    out[name] = Array.isArray(value) ? value.map(scrub) : scrub(value);
+  }
+  return out;
+}
+
+function connectionNamed(value: string | string[] | undefined): Set<string> {
+  const text = Array.isArray(value) ? value.join(',') : (value ?? '');
+  return new Set(text.split(',').map((s) => s.trim().toLowerCase()).filter((s) => s !== ''));
+}

@@ -1,0 +1,32 @@
+import type { ProxyError } from '../proxy-error.js';
+import { basicCredentials, type VendorAdapter } from './vendor-adapter.js';
+
+/**
+ * Twilio: twilio-node insists on an `AC…` account SID as the Basic user, so the vault key
+ * travels as the Basic password (the auth-token slot). The proxy puts the real account SID in
+ * both the path (/2010-04-01/Accounts/{sid}/…) and the credentials.
+ * Errors are top-level `{code, message, more_info, status}`; twilio-node raises RestException.
+ */
+const TWILIO_ERROR_CODES: Record<number, number> = { 400: 20001, 401: 20003, 402: 20005, 403: 20403, 429: 20429 };
+
+export const twilioAdapter: VendorAdapter = {
+  vendor: 'twilio',
+  vaultKeyFrom(headers) {
+    const credentials = basicCredentials(headers);
+    return credentials === null || credentials[1] === '' ? null : credentials[1];
+  },
+  forwardedSegments(segments, credential) {
+    if (segments[1] !== 'Accounts' || segments.length < 3) return segments;
+    return [segments[0]!, 'Accounts', credential.accountSid, ...segments.slice(3)];
+  },
+  authorization: (credential) => `Basic ${Buffer.from(`${credential.accountSid}:${credential.secret}`).toString('base64')}`,
+  guardedHeaders: [],
+  secretForms: (credential) => [credential.secret, Buffer.from(`${credential.accountSid}:${credential.secret}`).toString('base64')],
+  denial(error: ProxyError) {
+    const code = TWILIO_ERROR_CODES[error.status] ?? 20500;
+    return {
+      body: { code, message: `${error.code}: ${error.rawMessage}`, more_info: `https://www.twilio.com/docs/errors/${code}`, status: error.status },
+      headers: {},
+    };
+  },
+};
