@@ -30,7 +30,13 @@ export async function startDataPlane(config: DataPlaneConfig, logger: Logger): P
   const link = new ControlPlaneLink({ controlPlanes: config.controlPlanes, dataplaneToken: config.dataplaneToken, dataplaneId: config.dataplaneId, cache, logger });
   const proxy = createProxyHandler({ cache, upstreams, logger, leaseTtlMs: config.leaseTtlMs, maxBodyBytes: config.maxBodyBytes });
 
-  const server = createServer({ maxHeaderSize: MAX_HEADER_BYTES, headersTimeout: HEADERS_TIMEOUT_MS, requestTimeout: config.requestTimeoutMs }, (request, response) => {
+  const server = createServer({
+    maxHeaderSize: MAX_HEADER_BYTES,
+    headersTimeout: Math.min(HEADERS_TIMEOUT_MS, config.requestTimeoutMs),
+    requestTimeout: config.requestTimeoutMs,
+    // Node checks those timeouts only this often (30 s by default).
+    connectionsCheckingInterval: 1000,
+  }, (request, response) => {
     if (answerProbe(request, response, cache, config.leaseTtlMs)) return;
     proxy(request, response).catch((error: unknown) => {
       logger.error({ err: error }, 'unhandled proxy failure');
