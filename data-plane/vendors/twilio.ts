@@ -1,4 +1,4 @@
-import type { ProxyError } from '../proxy-error.js';
+import { malformed, type ProxyError } from '../proxy-error.js';
 import { basicCredentials, type VendorAdapter } from './vendor-adapter.js';
 
 /**
@@ -7,6 +7,7 @@ import { basicCredentials, type VendorAdapter } from './vendor-adapter.js';
  * both the path (/2010-04-01/Accounts/{sid}/…) and the credentials.
  * Errors are top-level `{code, message, more_info, status}`; twilio-node raises RestException.
  */
+const ACCOUNT_SID_SEGMENT = /^AC[0-9a-fA-F]{32}(\.json)?$/;
 const TWILIO_ERROR_CODES: Record<number, number> = { 400: 20001, 401: 20003, 402: 20005, 403: 20403, 429: 20429 };
 
 export const twilioAdapter: VendorAdapter = {
@@ -17,7 +18,10 @@ export const twilioAdapter: VendorAdapter = {
   },
   forwardedSegments(segments, credential) {
     if (segments[1] !== 'Accounts' || segments.length < 3) return segments;
-    return [segments[0]!, 'Accounts', credential.accountSid, ...segments.slice(3)];
+    // "AC…" alone (…/Accounts/AC…/Messages.json) or with a suffix (…/Accounts/AC….json).
+    const match = ACCOUNT_SID_SEGMENT.exec(segments[2]!);
+    if (match === null) throw malformed('Twilio paths name an account SID (AC followed by 32 hex digits) after /Accounts/');
+    return [segments[0]!, 'Accounts', `${credential.accountSid}${match[1] ?? ''}`, ...segments.slice(3)];
   },
   authorization: (credential) => `Basic ${Buffer.from(`${credential.accountSid}:${credential.secret}`).toString('base64')}`,
   guardedHeaders: [],

@@ -190,9 +190,12 @@ describe('denials in the vendor’s shape', () => {
     expect(VENDOR_ADAPTERS.resend.denial(error).body).toEqual({ statusCode: 403, message: 'endpoint_not_allowed: POST /v1/refunds is not on the allowlist', name: 'restricted_api_key' });
   });
   it('Twilio: the real account SID goes into the path', () => {
-    expect(VENDOR_ADAPTERS.twilio.forwardedSegments(['2010-04-01', 'Accounts', 'ACfake', 'Messages.json'], { secret: 't', accountSid: 'ACreal' })).toEqual([
-      '2010-04-01', 'Accounts', 'ACreal', 'Messages.json',
-    ]);
+    const fake = `AC${'0'.repeat(32)}`;
+    const real = `AC${'f'.repeat(32)}`;
+    const credential = { secret: 't', accountSid: real };
+    expect(VENDOR_ADAPTERS.twilio.forwardedSegments(['2010-04-01', 'Accounts', fake, 'Messages.json'], credential)).toEqual(['2010-04-01', 'Accounts', real, 'Messages.json']);
+    expect(VENDOR_ADAPTERS.twilio.forwardedSegments(['2010-04-01', 'Accounts', `${fake}.json`], credential)).toEqual(['2010-04-01', 'Accounts', `${real}.json`]);
+    expect(() => VENDOR_ADAPTERS.twilio.forwardedSegments(['2010-04-01', 'Accounts', 'ACfake', 'Messages.json'], credential)).toThrow(/account SID/);
   });
 });
 
