@@ -11,6 +11,7 @@ import type { Logger } from '../core/logger.js';
 import type { DataPlaneConfig } from './config.js';
 import { ControlPlaneLink } from './control-plane-link.js';
 import { PolicyCache } from './policy-cache.js';
+import { createDataPlaneMetrics, type DataPlaneMetrics } from './metrics.js';
 import { createProxyHandler } from './proxy.js';
 import { PROXY_ERROR_STATUS, type ProxyErrorCode } from './proxy-error.js';
 import { Upstreams } from './upstream.js';
@@ -28,6 +29,7 @@ export async function startDataPlane(config: DataPlaneConfig, logger: Logger): P
   const cache = new PolicyCache();
   const upstreams = new Upstreams(config.upstreams, config.upstreamTimeoutMs);
   const link = new ControlPlaneLink({ controlPlanes: config.controlPlanes, dataplaneToken: config.dataplaneToken, dataplaneId: config.dataplaneId, cache, logger });
+  const metrics = createDataPlaneMetrics(cache);
   const proxy = createProxyHandler({ cache, upstreams, logger, leaseTtlMs: config.leaseTtlMs, maxBodyBytes: config.maxBodyBytes });
 
   const server = createServer({
@@ -37,7 +39,7 @@ export async function startDataPlane(config: DataPlaneConfig, logger: Logger): P
     // Node checks those timeouts only this often (30 s by default).
     connectionsCheckingInterval: 1000,
   }, (request, response) => {
-    if (answerProbe(request, response, cache, config.leaseTtlMs)) return;
+    if (answerProbe(request, response, cache, config.leaseTtlMs, metrics)) return;
     proxy(request, response).catch((error: unknown) => {
       logger.error({ err: error }, 'unhandled proxy failure');
       response.destroy();
@@ -59,6 +61,7 @@ export async function startDataPlane(config: DataPlaneConfig, logger: Logger): P
     cache,
     async stop() {
       link.stop();
+      metrics.close();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeAllConnections();
@@ -68,8 +71,15 @@ export async function startDataPlane(config: DataPlaneConfig, logger: Logger): P
   };
 }
 
-function answerProbe(request: IncomingMessage, response: ServerResponse, cache: PolicyCache, leaseTtlMs: number): boolean {
+function answerProbe(request: IncomingMessage, response: ServerResponse, cache: PolicyCache, leaseTtlMs: number, metrics: DataPlaneMetrics): boolean {
   const path = (request.url ?? '').split('?')[0];
+  if (request.method === 'GET' && path === '/metrics') {
+    metrics.registry.metrics().then(
+      (text) => response.writeHead(200, { 'content-type': metrics.registry.contentType }).end(text),
+      () => response.writeHead(500).end(),
+    );
+    return true;
+  }
   if (request.method !== 'GET' || (path !== '/healthz' && path !== '/readyz')) return false;
   const ready = path === '/healthz' || cache.silenceMs(performance.now()) <= leaseTtlMs;
   const body = JSON.stringify(path === '/healthz' ? { status: 'ok' } : { status: ready ? 'ready' : 'not_ready', keys: cache.keyCount, revision: cache.revision });

@@ -5,6 +5,7 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 
 import type { Logger } from '../core/logger.js';
+import { publishCall } from './events.js';
 import { canonicaliseTarget } from './canonical-request.js';
 import {
   authenticate,
@@ -40,6 +41,7 @@ export function createProxyHandler(options: ProxyOptions): (request: IncomingMes
   const wallNow = options.wallNow ?? Date.now;
 
   return async (request, response) => {
+    const started = monotonicNow();
     let adapter: VendorAdapter = VENDOR_ADAPTERS.stripe;
     try {
       checkRequestHeaders(request.rawHeaders, request.headers);
@@ -66,10 +68,12 @@ export function createProxyHandler(options: ProxyOptions): (request: IncomingMes
       headers['content-length'] = String(payload.length);
       response.writeHead(upstream.status, headers);
       response.end(payload);
+      publishCall({ vendor: adapter.vendor, decision: 'allowed', code: null, status: upstream.status, durationMs: monotonicNow() - started });
     } catch (reason) {
       const error = ProxyError.from(reason);
       if (error.code === 'internal_error') logger.error({ err: reason, method: request.method }, 'proxy request failed');
       sendDenial(response, adapter, error);
+      publishCall({ vendor: adapter.vendor, decision: 'denied', code: error.code, status: error.status, durationMs: monotonicNow() - started });
     }
   };
 }
