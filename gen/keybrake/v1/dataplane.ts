@@ -24,6 +24,8 @@ export const protobufFileName = "keybrake/v1/dataplane.proto";
 
 export interface ConnectRequest {
   hello?: Hello | undefined;
+  leaseRequest?: LeaseRequest | undefined;
+  usageReport?: UsageReport | undefined;
 }
 
 /** Hello opens the stream. */
@@ -40,6 +42,8 @@ export interface ConnectResponse {
   keyRemoval?: KeyPolicyRemoval | undefined;
   secretUpdate?: VendorSecretUpdate | undefined;
   heartbeat?: Heartbeat | undefined;
+  leaseGrant?: LeaseGrant | undefined;
+  reclaim?: ReclaimRequest | undefined;
 }
 
 export interface Welcome {
@@ -103,14 +107,74 @@ export interface Heartbeat {
   sentAtUnixMs: number;
 }
 
+/**
+ * LeaseRequest asks for (more of) a spend lease on one budget account, or extends it.
+ * Amounts are cumulative totals, so a retried request asks for the same thing again.
+ */
+export interface LeaseRequest {
+  keyId: string;
+  /** "life" (lifetime budget) or "day:YYYY-MM-DD" (UTC day of a daily cap). */
+  window: string;
+  /** "<dataplane id>/<incarnation>/<epoch>": the epoch moves on when a lease is given up for lost. */
+  leaseId: string;
+  /** Increases with every message this data-plane incarnation sends. */
+  seq: number;
+  wantTotalMicros: number;
+  /** The least granted total that lets the waiting call through; 0 for a prefetch or an extension. */
+  needTotalMicros: number;
+  /** Cumulative spend settled from this lease. */
+  reportedMicros: number;
+}
+
+/** UsageReport settles spend and optionally gives part of the grant back, or closes the lease. */
+export interface UsageReport {
+  keyId: string;
+  window: string;
+  leaseId: string;
+  seq: number;
+  reportedMicros: number;
+  /** Keep this granted total and give the rest back; -1 keeps the grant as it is. */
+  keepTotalMicros: number;
+  close: boolean;
+}
+
+/** LeaseGrant answers a LeaseRequest with the lease as the ledger now has it. */
+export interface LeaseGrant {
+  keyId: string;
+  window: string;
+  leaseId: string;
+  /** The request's seq. */
+  seq: number;
+  grantedTotalMicros: number;
+  ttlMs: number;
+  /** The request's need could not be met: the cap has no room for it (yet). */
+  short: boolean;
+  /** Set when nothing can be granted for this key at all: "key_revoked", "key_expired", "key_unknown", "window_invalid". */
+  refused: string;
+  /** Until when (unix ms) a daily window lasts, for Retry-After; 0 for a lifetime budget. */
+  windowEndsAtUnixMs: number;
+}
+
+/** ReclaimRequest asks a data plane to give back what it holds unspent on an account. */
+export interface ReclaimRequest {
+  keyId: string;
+  window: string;
+}
+
 function createBaseConnectRequest(): ConnectRequest {
-  return { hello: undefined };
+  return { hello: undefined, leaseRequest: undefined, usageReport: undefined };
 }
 
 export const ConnectRequest: MessageFns<ConnectRequest> = {
   encode(message: ConnectRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     if (message.hello !== undefined) {
       Hello.encode(message.hello, writer.uint32(10).fork()).join();
+    }
+    if (message.leaseRequest !== undefined) {
+      LeaseRequest.encode(message.leaseRequest, writer.uint32(18).fork()).join();
+    }
+    if (message.usageReport !== undefined) {
+      UsageReport.encode(message.usageReport, writer.uint32(26).fork()).join();
     }
     return writer;
   },
@@ -136,6 +200,22 @@ export const ConnectRequest: MessageFns<ConnectRequest> = {
             message.hello = Hello.decode(reader, reader.uint32());
             continue;
           }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.leaseRequest = LeaseRequest.decode(reader, reader.uint32());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.usageReport = UsageReport.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -149,13 +229,31 @@ export const ConnectRequest: MessageFns<ConnectRequest> = {
   },
 
   fromJSON(object: any): ConnectRequest {
-    return { hello: isSet(object.hello) ? Hello.fromJSON(object.hello) : undefined };
+    return {
+      hello: isSet(object.hello) ? Hello.fromJSON(object.hello) : undefined,
+      leaseRequest: isSet(object.leaseRequest)
+        ? LeaseRequest.fromJSON(object.leaseRequest)
+        : isSet(object.lease_request)
+        ? LeaseRequest.fromJSON(object.lease_request)
+        : undefined,
+      usageReport: isSet(object.usageReport)
+        ? UsageReport.fromJSON(object.usageReport)
+        : isSet(object.usage_report)
+        ? UsageReport.fromJSON(object.usage_report)
+        : undefined,
+    };
   },
 
   toJSON(message: ConnectRequest): unknown {
     const obj: any = {};
     if (message.hello !== undefined) {
       obj.hello = Hello.toJSON(message.hello);
+    }
+    if (message.leaseRequest !== undefined) {
+      obj.leaseRequest = LeaseRequest.toJSON(message.leaseRequest);
+    }
+    if (message.usageReport !== undefined) {
+      obj.usageReport = UsageReport.toJSON(message.usageReport);
     }
     return obj;
   },
@@ -166,6 +264,12 @@ export const ConnectRequest: MessageFns<ConnectRequest> = {
   fromPartial<I extends Exact<DeepPartial<ConnectRequest>, I>>(object: I): ConnectRequest {
     const message = createBaseConnectRequest();
     message.hello = (object.hello !== undefined && object.hello !== null) ? Hello.fromPartial(object.hello) : undefined;
+    message.leaseRequest = (object.leaseRequest !== undefined && object.leaseRequest !== null)
+      ? LeaseRequest.fromPartial(object.leaseRequest)
+      : undefined;
+    message.usageReport = (object.usageReport !== undefined && object.usageReport !== null)
+      ? UsageReport.fromPartial(object.usageReport)
+      : undefined;
     return message;
   },
 };
@@ -267,6 +371,8 @@ function createBaseConnectResponse(): ConnectResponse {
     keyRemoval: undefined,
     secretUpdate: undefined,
     heartbeat: undefined,
+    leaseGrant: undefined,
+    reclaim: undefined,
   };
 }
 
@@ -289,6 +395,12 @@ export const ConnectResponse: MessageFns<ConnectResponse> = {
     }
     if (message.heartbeat !== undefined) {
       Heartbeat.encode(message.heartbeat, writer.uint32(50).fork()).join();
+    }
+    if (message.leaseGrant !== undefined) {
+      LeaseGrant.encode(message.leaseGrant, writer.uint32(58).fork()).join();
+    }
+    if (message.reclaim !== undefined) {
+      ReclaimRequest.encode(message.reclaim, writer.uint32(66).fork()).join();
     }
     return writer;
   },
@@ -354,6 +466,22 @@ export const ConnectResponse: MessageFns<ConnectResponse> = {
             message.heartbeat = Heartbeat.decode(reader, reader.uint32());
             continue;
           }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.leaseGrant = LeaseGrant.decode(reader, reader.uint32());
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.reclaim = ReclaimRequest.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -386,6 +514,12 @@ export const ConnectResponse: MessageFns<ConnectResponse> = {
         ? VendorSecretUpdate.fromJSON(object.secret_update)
         : undefined,
       heartbeat: isSet(object.heartbeat) ? Heartbeat.fromJSON(object.heartbeat) : undefined,
+      leaseGrant: isSet(object.leaseGrant)
+        ? LeaseGrant.fromJSON(object.leaseGrant)
+        : isSet(object.lease_grant)
+        ? LeaseGrant.fromJSON(object.lease_grant)
+        : undefined,
+      reclaim: isSet(object.reclaim) ? ReclaimRequest.fromJSON(object.reclaim) : undefined,
     };
   },
 
@@ -408,6 +542,12 @@ export const ConnectResponse: MessageFns<ConnectResponse> = {
     }
     if (message.heartbeat !== undefined) {
       obj.heartbeat = Heartbeat.toJSON(message.heartbeat);
+    }
+    if (message.leaseGrant !== undefined) {
+      obj.leaseGrant = LeaseGrant.toJSON(message.leaseGrant);
+    }
+    if (message.reclaim !== undefined) {
+      obj.reclaim = ReclaimRequest.toJSON(message.reclaim);
     }
     return obj;
   },
@@ -434,6 +574,12 @@ export const ConnectResponse: MessageFns<ConnectResponse> = {
       : undefined;
     message.heartbeat = (object.heartbeat !== undefined && object.heartbeat !== null)
       ? Heartbeat.fromPartial(object.heartbeat)
+      : undefined;
+    message.leaseGrant = (object.leaseGrant !== undefined && object.leaseGrant !== null)
+      ? LeaseGrant.fromPartial(object.leaseGrant)
+      : undefined;
+    message.reclaim = (object.reclaim !== undefined && object.reclaim !== null)
+      ? ReclaimRequest.fromPartial(object.reclaim)
       : undefined;
     return message;
   },
@@ -1333,6 +1479,688 @@ export const Heartbeat: MessageFns<Heartbeat> = {
   fromPartial<I extends Exact<DeepPartial<Heartbeat>, I>>(object: I): Heartbeat {
     const message = createBaseHeartbeat();
     message.sentAtUnixMs = object.sentAtUnixMs ?? 0;
+    return message;
+  },
+};
+
+function createBaseLeaseRequest(): LeaseRequest {
+  return { keyId: "", window: "", leaseId: "", seq: 0, wantTotalMicros: 0, needTotalMicros: 0, reportedMicros: 0 };
+}
+
+export const LeaseRequest: MessageFns<LeaseRequest> = {
+  encode(message: LeaseRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.keyId !== "") {
+      writer.uint32(10).string(message.keyId);
+    }
+    if (message.window !== "") {
+      writer.uint32(18).string(message.window);
+    }
+    if (message.leaseId !== "") {
+      writer.uint32(26).string(message.leaseId);
+    }
+    if (message.seq !== 0) {
+      writer.uint32(32).int64(message.seq);
+    }
+    if (message.wantTotalMicros !== 0) {
+      writer.uint32(40).int64(message.wantTotalMicros);
+    }
+    if (message.needTotalMicros !== 0) {
+      writer.uint32(48).int64(message.needTotalMicros);
+    }
+    if (message.reportedMicros !== 0) {
+      writer.uint32(56).int64(message.reportedMicros);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): LeaseRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseLeaseRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.keyId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.window = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.leaseId = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.seq = longToNumber(reader.int64());
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.wantTotalMicros = longToNumber(reader.int64());
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.needTotalMicros = longToNumber(reader.int64());
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.reportedMicros = longToNumber(reader.int64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): LeaseRequest {
+    return {
+      keyId: isSet(object.keyId)
+        ? globalThis.String(object.keyId)
+        : isSet(object.key_id)
+        ? globalThis.String(object.key_id)
+        : "",
+      window: isSet(object.window) ? globalThis.String(object.window) : "",
+      leaseId: isSet(object.leaseId)
+        ? globalThis.String(object.leaseId)
+        : isSet(object.lease_id)
+        ? globalThis.String(object.lease_id)
+        : "",
+      seq: isSet(object.seq) ? globalThis.Number(object.seq) : 0,
+      wantTotalMicros: isSet(object.wantTotalMicros)
+        ? globalThis.Number(object.wantTotalMicros)
+        : isSet(object.want_total_micros)
+        ? globalThis.Number(object.want_total_micros)
+        : 0,
+      needTotalMicros: isSet(object.needTotalMicros)
+        ? globalThis.Number(object.needTotalMicros)
+        : isSet(object.need_total_micros)
+        ? globalThis.Number(object.need_total_micros)
+        : 0,
+      reportedMicros: isSet(object.reportedMicros)
+        ? globalThis.Number(object.reportedMicros)
+        : isSet(object.reported_micros)
+        ? globalThis.Number(object.reported_micros)
+        : 0,
+    };
+  },
+
+  toJSON(message: LeaseRequest): unknown {
+    const obj: any = {};
+    if (message.keyId !== "") {
+      obj.keyId = message.keyId;
+    }
+    if (message.window !== "") {
+      obj.window = message.window;
+    }
+    if (message.leaseId !== "") {
+      obj.leaseId = message.leaseId;
+    }
+    if (message.seq !== 0) {
+      obj.seq = Math.round(message.seq);
+    }
+    if (message.wantTotalMicros !== 0) {
+      obj.wantTotalMicros = Math.round(message.wantTotalMicros);
+    }
+    if (message.needTotalMicros !== 0) {
+      obj.needTotalMicros = Math.round(message.needTotalMicros);
+    }
+    if (message.reportedMicros !== 0) {
+      obj.reportedMicros = Math.round(message.reportedMicros);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<LeaseRequest>, I>>(base?: I): LeaseRequest {
+    return LeaseRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<LeaseRequest>, I>>(object: I): LeaseRequest {
+    const message = createBaseLeaseRequest();
+    message.keyId = object.keyId ?? "";
+    message.window = object.window ?? "";
+    message.leaseId = object.leaseId ?? "";
+    message.seq = object.seq ?? 0;
+    message.wantTotalMicros = object.wantTotalMicros ?? 0;
+    message.needTotalMicros = object.needTotalMicros ?? 0;
+    message.reportedMicros = object.reportedMicros ?? 0;
+    return message;
+  },
+};
+
+function createBaseUsageReport(): UsageReport {
+  return { keyId: "", window: "", leaseId: "", seq: 0, reportedMicros: 0, keepTotalMicros: 0, close: false };
+}
+
+export const UsageReport: MessageFns<UsageReport> = {
+  encode(message: UsageReport, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.keyId !== "") {
+      writer.uint32(10).string(message.keyId);
+    }
+    if (message.window !== "") {
+      writer.uint32(18).string(message.window);
+    }
+    if (message.leaseId !== "") {
+      writer.uint32(26).string(message.leaseId);
+    }
+    if (message.seq !== 0) {
+      writer.uint32(32).int64(message.seq);
+    }
+    if (message.reportedMicros !== 0) {
+      writer.uint32(40).int64(message.reportedMicros);
+    }
+    if (message.keepTotalMicros !== 0) {
+      writer.uint32(48).int64(message.keepTotalMicros);
+    }
+    if (message.close !== false) {
+      writer.uint32(56).bool(message.close);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): UsageReport {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseUsageReport();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.keyId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.window = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.leaseId = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.seq = longToNumber(reader.int64());
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.reportedMicros = longToNumber(reader.int64());
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.keepTotalMicros = longToNumber(reader.int64());
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.close = reader.bool();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): UsageReport {
+    return {
+      keyId: isSet(object.keyId)
+        ? globalThis.String(object.keyId)
+        : isSet(object.key_id)
+        ? globalThis.String(object.key_id)
+        : "",
+      window: isSet(object.window) ? globalThis.String(object.window) : "",
+      leaseId: isSet(object.leaseId)
+        ? globalThis.String(object.leaseId)
+        : isSet(object.lease_id)
+        ? globalThis.String(object.lease_id)
+        : "",
+      seq: isSet(object.seq) ? globalThis.Number(object.seq) : 0,
+      reportedMicros: isSet(object.reportedMicros)
+        ? globalThis.Number(object.reportedMicros)
+        : isSet(object.reported_micros)
+        ? globalThis.Number(object.reported_micros)
+        : 0,
+      keepTotalMicros: isSet(object.keepTotalMicros)
+        ? globalThis.Number(object.keepTotalMicros)
+        : isSet(object.keep_total_micros)
+        ? globalThis.Number(object.keep_total_micros)
+        : 0,
+      close: isSet(object.close) ? globalThis.Boolean(object.close) : false,
+    };
+  },
+
+  toJSON(message: UsageReport): unknown {
+    const obj: any = {};
+    if (message.keyId !== "") {
+      obj.keyId = message.keyId;
+    }
+    if (message.window !== "") {
+      obj.window = message.window;
+    }
+    if (message.leaseId !== "") {
+      obj.leaseId = message.leaseId;
+    }
+    if (message.seq !== 0) {
+      obj.seq = Math.round(message.seq);
+    }
+    if (message.reportedMicros !== 0) {
+      obj.reportedMicros = Math.round(message.reportedMicros);
+    }
+    if (message.keepTotalMicros !== 0) {
+      obj.keepTotalMicros = Math.round(message.keepTotalMicros);
+    }
+    if (message.close !== false) {
+      obj.close = message.close;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<UsageReport>, I>>(base?: I): UsageReport {
+    return UsageReport.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<UsageReport>, I>>(object: I): UsageReport {
+    const message = createBaseUsageReport();
+    message.keyId = object.keyId ?? "";
+    message.window = object.window ?? "";
+    message.leaseId = object.leaseId ?? "";
+    message.seq = object.seq ?? 0;
+    message.reportedMicros = object.reportedMicros ?? 0;
+    message.keepTotalMicros = object.keepTotalMicros ?? 0;
+    message.close = object.close ?? false;
+    return message;
+  },
+};
+
+function createBaseLeaseGrant(): LeaseGrant {
+  return {
+    keyId: "",
+    window: "",
+    leaseId: "",
+    seq: 0,
+    grantedTotalMicros: 0,
+    ttlMs: 0,
+    short: false,
+    refused: "",
+    windowEndsAtUnixMs: 0,
+  };
+}
+
+export const LeaseGrant: MessageFns<LeaseGrant> = {
+  encode(message: LeaseGrant, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.keyId !== "") {
+      writer.uint32(10).string(message.keyId);
+    }
+    if (message.window !== "") {
+      writer.uint32(18).string(message.window);
+    }
+    if (message.leaseId !== "") {
+      writer.uint32(26).string(message.leaseId);
+    }
+    if (message.seq !== 0) {
+      writer.uint32(32).int64(message.seq);
+    }
+    if (message.grantedTotalMicros !== 0) {
+      writer.uint32(40).int64(message.grantedTotalMicros);
+    }
+    if (message.ttlMs !== 0) {
+      writer.uint32(48).int64(message.ttlMs);
+    }
+    if (message.short !== false) {
+      writer.uint32(56).bool(message.short);
+    }
+    if (message.refused !== "") {
+      writer.uint32(66).string(message.refused);
+    }
+    if (message.windowEndsAtUnixMs !== 0) {
+      writer.uint32(72).int64(message.windowEndsAtUnixMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): LeaseGrant {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseLeaseGrant();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.keyId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.window = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.leaseId = reader.string();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.seq = longToNumber(reader.int64());
+            continue;
+          }
+          case 5: {
+            if (tag !== 40) {
+              break;
+            }
+
+            message.grantedTotalMicros = longToNumber(reader.int64());
+            continue;
+          }
+          case 6: {
+            if (tag !== 48) {
+              break;
+            }
+
+            message.ttlMs = longToNumber(reader.int64());
+            continue;
+          }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.short = reader.bool();
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.refused = reader.string();
+            continue;
+          }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.windowEndsAtUnixMs = longToNumber(reader.int64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): LeaseGrant {
+    return {
+      keyId: isSet(object.keyId)
+        ? globalThis.String(object.keyId)
+        : isSet(object.key_id)
+        ? globalThis.String(object.key_id)
+        : "",
+      window: isSet(object.window) ? globalThis.String(object.window) : "",
+      leaseId: isSet(object.leaseId)
+        ? globalThis.String(object.leaseId)
+        : isSet(object.lease_id)
+        ? globalThis.String(object.lease_id)
+        : "",
+      seq: isSet(object.seq) ? globalThis.Number(object.seq) : 0,
+      grantedTotalMicros: isSet(object.grantedTotalMicros)
+        ? globalThis.Number(object.grantedTotalMicros)
+        : isSet(object.granted_total_micros)
+        ? globalThis.Number(object.granted_total_micros)
+        : 0,
+      ttlMs: isSet(object.ttlMs)
+        ? globalThis.Number(object.ttlMs)
+        : isSet(object.ttl_ms)
+        ? globalThis.Number(object.ttl_ms)
+        : 0,
+      short: isSet(object.short) ? globalThis.Boolean(object.short) : false,
+      refused: isSet(object.refused) ? globalThis.String(object.refused) : "",
+      windowEndsAtUnixMs: isSet(object.windowEndsAtUnixMs)
+        ? globalThis.Number(object.windowEndsAtUnixMs)
+        : isSet(object.window_ends_at_unix_ms)
+        ? globalThis.Number(object.window_ends_at_unix_ms)
+        : 0,
+    };
+  },
+
+  toJSON(message: LeaseGrant): unknown {
+    const obj: any = {};
+    if (message.keyId !== "") {
+      obj.keyId = message.keyId;
+    }
+    if (message.window !== "") {
+      obj.window = message.window;
+    }
+    if (message.leaseId !== "") {
+      obj.leaseId = message.leaseId;
+    }
+    if (message.seq !== 0) {
+      obj.seq = Math.round(message.seq);
+    }
+    if (message.grantedTotalMicros !== 0) {
+      obj.grantedTotalMicros = Math.round(message.grantedTotalMicros);
+    }
+    if (message.ttlMs !== 0) {
+      obj.ttlMs = Math.round(message.ttlMs);
+    }
+    if (message.short !== false) {
+      obj.short = message.short;
+    }
+    if (message.refused !== "") {
+      obj.refused = message.refused;
+    }
+    if (message.windowEndsAtUnixMs !== 0) {
+      obj.windowEndsAtUnixMs = Math.round(message.windowEndsAtUnixMs);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<LeaseGrant>, I>>(base?: I): LeaseGrant {
+    return LeaseGrant.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<LeaseGrant>, I>>(object: I): LeaseGrant {
+    const message = createBaseLeaseGrant();
+    message.keyId = object.keyId ?? "";
+    message.window = object.window ?? "";
+    message.leaseId = object.leaseId ?? "";
+    message.seq = object.seq ?? 0;
+    message.grantedTotalMicros = object.grantedTotalMicros ?? 0;
+    message.ttlMs = object.ttlMs ?? 0;
+    message.short = object.short ?? false;
+    message.refused = object.refused ?? "";
+    message.windowEndsAtUnixMs = object.windowEndsAtUnixMs ?? 0;
+    return message;
+  },
+};
+
+function createBaseReclaimRequest(): ReclaimRequest {
+  return { keyId: "", window: "" };
+}
+
+export const ReclaimRequest: MessageFns<ReclaimRequest> = {
+  encode(message: ReclaimRequest, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.keyId !== "") {
+      writer.uint32(10).string(message.keyId);
+    }
+    if (message.window !== "") {
+      writer.uint32(18).string(message.window);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ReclaimRequest {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseReclaimRequest();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.keyId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.window = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ReclaimRequest {
+    return {
+      keyId: isSet(object.keyId)
+        ? globalThis.String(object.keyId)
+        : isSet(object.key_id)
+        ? globalThis.String(object.key_id)
+        : "",
+      window: isSet(object.window) ? globalThis.String(object.window) : "",
+    };
+  },
+
+  toJSON(message: ReclaimRequest): unknown {
+    const obj: any = {};
+    if (message.keyId !== "") {
+      obj.keyId = message.keyId;
+    }
+    if (message.window !== "") {
+      obj.window = message.window;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ReclaimRequest>, I>>(base?: I): ReclaimRequest {
+    return ReclaimRequest.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ReclaimRequest>, I>>(object: I): ReclaimRequest {
+    const message = createBaseReclaimRequest();
+    message.keyId = object.keyId ?? "";
+    message.window = object.window ?? "";
     return message;
   },
 };

@@ -1,0 +1,123 @@
+/**
+ * The control plane's side of spend leases: turns lease requests and usage reports from data
+ * planes into compare-and-swap updates of budget accounts, expires the leases of data planes
+ * that vanished, and tells holders to give back what they sit on when another needs it.
+ */
+import type { Logger } from '../core/logger.js';
+import type { KeyPolicy, LeaseGrant, LeaseRequest, UsageReport } from '../gen/keybrake/v1/dataplane.js';
+import { activeHolders, emptyAccount, expireLeases, reportUsage, requestLease, type BudgetAccount } from './budget-account.js';
+import type { BudgetLedger, StoredAccount } from './budget-ledger.js';
+
+export interface LeaseServiceOptions {
+  readonly ledger: BudgetLedger;
+  /** The key's current policy, as the policy feed knows it. */
+  readonly keyPolicy: (keyId: string) => KeyPolicy | undefined;
+  readonly ttlMs: number;
+  /** Extra time before a silent holder's lease is expired: covers clock drift and message delay. */
+  readonly expiryMarginMs: number;
+  readonly logger: Logger;
+  readonly now?: () => number;
+}
+
+const DAY_MS = 86_400_000;
+const DAY_WINDOW = /^day:(\d{4}-\d{2}-\d{2})$/;
+
+export type WindowCheck = { readonly capMicros: number; readonly endsAtMs: number } | { readonly refused: string };
+
+/** Which cap a window draws on, and until when it lasts; daily windows must be near today. */
+export function windowCap(policy: KeyPolicy, window: string, nowMs: number): WindowCheck {
+  if (window === 'life') return policy.budgetMicros > 0 ? { capMicros: policy.budgetMicros, endsAtMs: 0 } : { refused: 'window_invalid' };
+  const match = DAY_WINDOW.exec(window);
+  if (match === null || policy.dailyCapMicros <= 0) return { refused: 'window_invalid' };
+  const start = Date.parse(`${match[1]}T00:00:00.000Z`);
+  if (Number.isNaN(start) || Math.abs(start + DAY_MS / 2 - nowMs) > DAY_MS * 1.5) return { refused: 'window_invalid' };
+  return { capMicros: policy.dailyCapMicros, endsAtMs: start + DAY_MS };
+}
+
+export class LeaseService {
+  private readonly now: () => number;
+  private readonly queues = new Map<string, Promise<unknown>>();
+
+  constructor(private readonly options: LeaseServiceOptions) {
+    this.now = options.now ?? Date.now;
+  }
+
+  async handleLeaseRequest(holder: string, request: LeaseRequest): Promise<LeaseGrant> {
+    const answer = (fields: Partial<LeaseGrant>): LeaseGrant => ({
+      keyId: request.keyId, window: request.window, leaseId: request.leaseId, seq: request.seq,
+      grantedTotalMicros: 0, ttlMs: this.options.ttlMs, short: false, refused: '', windowEndsAtUnixMs: 0, ...fields,
+    });
+    const nowMs = this.now();
+    const policy = this.options.keyPolicy(request.keyId);
+    if (policy === undefined) return answer({ refused: 'key_unknown' });
+    if (policy.revoked) return answer({ refused: 'key_revoked' });
+    if (nowMs >= policy.expiresAtUnixMs) return answer({ refused: 'key_expired' });
+    const window = windowCap(policy, request.window, nowMs);
+    if ('refused' in window) return answer({ refused: window.refused });
+
+    let short = false;
+    const account = await this.serially(request.keyId, request.window, () =>
+      this.options.ledger.update(request.keyId, request.window, () => emptyAccount(window.capMicros), (current) => {
+        const outcome = requestLease(current, { ...request, holder, nowMs, ttlMs: this.options.ttlMs }, activeHolders(current) + 1);
+        short = outcome.short;
+        return outcome.account;
+      }),
+    );
+    const lease = account.leases[request.leaseId];
+    return answer({ grantedTotalMicros: lease?.grantedMicros ?? 0, short, windowEndsAtUnixMs: window.endsAtMs });
+  }
+
+  async handleUsageReport(report: UsageReport): Promise<void> {
+    await this.serially(report.keyId, report.window, async () => {
+      const current = await this.options.ledger.read(report.keyId, report.window);
+      if (current === null) return;
+      await this.options.ledger.update(report.keyId, report.window, () => current, (account) =>
+        reportUsage(account, {
+          leaseId: report.leaseId,
+          seq: report.seq,
+          reportedMicros: report.reportedMicros,
+          keepTotalMicros: report.keepTotalMicros < 0 ? null : report.keepTotalMicros,
+          close: report.close,
+        }),
+      );
+    });
+  }
+
+  /** Expires the leases of holders that went silent; any replica may run it, CAS keeps it safe. */
+  async sweep(): Promise<number> {
+    const nowMs = this.now();
+    let expired = 0;
+    for (const stored of await this.options.ledger.listAll()) {
+      if (expireLeases(stored.account, nowMs, this.options.expiryMarginMs) === stored.account) continue;
+      await this.serially(stored.keyId, stored.window, () =>
+        this.options.ledger.update(stored.keyId, stored.window, () => stored.account, (account) => {
+          const next = expireLeases(account, nowMs, this.options.expiryMarginMs);
+          if (next !== account) expired++;
+          return next;
+        }),
+      );
+    }
+    if (expired > 0) this.options.logger.warn({ accounts: expired }, 'expired the leases of silent data planes; their unreported grants are at risk');
+    return expired;
+  }
+
+  /** Spend summary of a key across its windows: what the operator API shows. */
+  async accounts(keyId: string): Promise<StoredAccount[]> {
+    return this.options.ledger.listForKey(keyId);
+  }
+
+  /** One change at a time per account on this replica: fewer CAS conflicts, messages applied in order. */
+  private serially<T>(keyId: string, window: string, work: () => Promise<T>): Promise<T> {
+    const id = `${keyId}/${window}`;
+    const previous = this.queues.get(id) ?? Promise.resolve();
+    const next = previous.then(work, work);
+    const settled = next.catch(() => undefined);
+    this.queues.set(id, settled);
+    void settled.then(() => {
+      if (this.queues.get(id) === settled) this.queues.delete(id);
+    });
+    return next;
+  }
+}
+
+export type { BudgetAccount };

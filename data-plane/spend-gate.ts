@@ -1,0 +1,113 @@
+/**
+ * The reserve stage's asynchronous side. Most calls reserve from a lease already held and
+ * never wait; a call that finds too little asks the control plane for more and waits for the
+ * answer (other calls on the same account wait for the same answer). When the ledger has no
+ * room, one retry after a short pause gives other data planes time to hand back what they do
+ * not use; after that the call is refused with 429.
+ */
+import { ProxyError } from './proxy-error.js';
+import { accountId, type AccountRef, type LeaseBook, type Outgoing, type Reservation } from './lease-book.js';
+
+export interface SpendGateOptions {
+  readonly book: LeaseBook;
+  /** Sends to the control plane; false when no stream is up. */
+  readonly send: (messages: readonly Outgoing[]) => boolean;
+  readonly now?: () => number;
+  readonly wallNow?: () => number;
+  /** How long a call may wait for a lease answer before it is refused with 503. */
+  readonly answerTimeoutMs?: number;
+  /** Pause before asking again after a "short" answer, for reclaims to land. */
+  readonly reclaimPauseMs?: number;
+}
+
+const MAX_ROUNDS = 4;
+
+export class SpendGate {
+  private readonly waiters = new Map<string, (() => void)[]>();
+  private readonly now: () => number;
+  private readonly wallNow: () => number;
+  private readonly answerTimeoutMs: number;
+  private readonly reclaimPauseMs: number;
+
+  constructor(private readonly options: SpendGateOptions) {
+    this.now = options.now ?? (() => performance.now());
+    this.wallNow = options.wallNow ?? Date.now;
+    this.answerTimeoutMs = options.answerTimeoutMs ?? 2000;
+    this.reclaimPauseMs = options.reclaimPauseMs ?? 150;
+  }
+
+  async reserve(refs: readonly AccountRef[], micros: number): Promise<Reservation> {
+    let shortRounds = 0;
+    for (let round = 0; round < MAX_ROUNDS + 2; round++) {
+      const attempt = this.options.book.reserve(refs, micros, this.now());
+      if ('reservation' in attempt) {
+        if (attempt.outgoing.length > 0) this.options.send(attempt.outgoing);
+        return attempt.reservation;
+      }
+      const blocked = attempt.blocked;
+      if (blocked.reason === 'refused') throw refusal(blocked.refused);
+      if (blocked.reason === 'short') {
+        shortRounds++;
+        if (shortRounds > 1) throw capExceeded(blocked.windowEndsAtMs, this.wallNow());
+        await sleep(this.reclaimPauseMs);
+      }
+      const messages = this.options.book.requestFor(blocked.account, micros, this.now());
+      if (messages.length > 0 && !this.options.send(messages)) {
+        throw new ProxyError('control_plane_unavailable', 'no leased budget left for this key and no control plane reachable; nothing was forwarded');
+      }
+      if (!(await this.answer(blocked.account))) {
+        throw new ProxyError('control_plane_unavailable', `no answer from the control plane within ${this.answerTimeoutMs} ms; nothing was forwarded`);
+      }
+    }
+    throw new ProxyError('spend_cap_exceeded', 'the cap has no room for this call');
+  }
+
+  /** Called by the control-plane link after it applied a grant to the book. */
+  answered(ref: AccountRef): void {
+    const list = this.waiters.get(accountId(ref));
+    if (list === undefined) return;
+    this.waiters.delete(accountId(ref));
+    for (const wake of list) wake();
+  }
+
+  private answer(ref: AccountRef): Promise<boolean> {
+    return new Promise((resolve) => {
+      const id = accountId(ref);
+      const timer = setTimeout(() => {
+        const list = this.waiters.get(id);
+        if (list !== undefined) this.waiters.set(id, list.filter((w) => w !== wake));
+        resolve(false);
+      }, this.answerTimeoutMs);
+      const wake = () => {
+        clearTimeout(timer);
+        resolve(true);
+      };
+      const list = this.waiters.get(id) ?? [];
+      list.push(wake);
+      this.waiters.set(id, list);
+    });
+  }
+}
+
+function refusal(reason: string): ProxyError {
+  switch (reason) {
+    case 'key_revoked':
+      return new ProxyError('vault_key_revoked', 'this vault key was revoked');
+    case 'key_expired':
+      return new ProxyError('vault_key_expired', 'this vault key has expired');
+    case 'key_unknown':
+      return new ProxyError('vault_key_invalid', 'unknown vault key');
+    default:
+      return new ProxyError('control_plane_unavailable', `the control plane refused a lease (${reason}); nothing was forwarded`);
+  }
+}
+
+function capExceeded(windowEndsAtMs: number, wallNowMs: number): ProxyError {
+  const retryAfterSeconds = windowEndsAtMs > 0 ? Math.max(1, Math.ceil((windowEndsAtMs - wallNowMs) / 1000)) : undefined;
+  const detail = windowEndsAtMs > 0 ? `; the daily window resets at ${new Date(windowEndsAtMs).toISOString()}` : '';
+  return new ProxyError('spend_cap_exceeded', `the vault key's cap has no room for this call${detail}`, retryAfterSeconds === undefined ? {} : { retryAfterSeconds });
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms));
+}
