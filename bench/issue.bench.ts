@@ -26,6 +26,7 @@ const spec = (i: number): KeySpec => ({
   dailyCapMicros: 10_990_000,
   budgetMicros: 0,
   expiresInSeconds: 7200,
+  perCallEstimateMicros: 0,
 });
 
 async function main(): Promise<void> {

@@ -13,7 +13,7 @@ type JsonObject = Record<string, unknown>;
 
 const KEY_SPEC_FIELDS = new Set([
   'vendor', 'label', 'agent_run_label', 'allowed_endpoints', 'daily_usd_cap', 'budget_usd',
-  'daily_cap_micros', 'budget_micros', 'expires_in', 'expires_in_seconds',
+  'daily_cap_micros', 'budget_micros', 'expires_in', 'expires_in_seconds', 'per_call_estimate_usd', 'per_call_estimate_micros',
 ]);
 
 export function parseJsonObject(body: string): JsonObject {
@@ -40,6 +40,7 @@ export function parseKeySpecJson(body: JsonObject): KeySpec {
   const dailyCap = pickOne(body, 'daily_usd_cap', 'daily_cap_micros');
   const budget = pickOne(body, 'budget_usd', 'budget_micros');
   const expiry = pickOne(body, 'expires_in', 'expires_in_seconds');
+  const perCall = pickOne(body, 'per_call_estimate_usd', 'per_call_estimate_micros');
   const endpoints = body['allowed_endpoints'];
   if (endpoints === undefined) throw invalidField('allowed_endpoints', 'is required, e.g. ["POST /v1/payment_intents"]');
   if (!Array.isArray(endpoints) || !endpoints.every((e) => typeof e === 'string')) {
@@ -52,6 +53,7 @@ export function parseKeySpecJson(body: JsonObject): KeySpec {
     dailyCapMicros: dailyCap === null ? 0 : moneyField(dailyCap),
     budgetMicros: budget === null ? 0 : moneyField(budget),
     expiresInSeconds: expiry === null ? 0 : expirySeconds(expiry),
+    perCallEstimateMicros: perCall === null ? 0 : moneyField(perCall),
   };
 }
 
@@ -110,6 +112,7 @@ export interface VaultKeyJson {
   budget_usd: string | null;
   daily_cap_micros: number;
   budget_micros: number;
+  per_call_estimate_micros: number;
   cap_micros: number;
   spent_micros: number;
   leased_micros: number;
@@ -139,6 +142,7 @@ export function vaultKeyToJson(key: VaultKey): VaultKeyJson {
     budget_usd: key.budgetMicros === 0 ? null : formatMicrosAsUsd(key.budgetMicros),
     daily_cap_micros: key.dailyCapMicros,
     budget_micros: key.budgetMicros,
+    per_call_estimate_micros: key.perCallEstimateMicros,
     cap_micros: spend.capMicros,
     spent_micros: spend.spentMicros,
     leased_micros: spend.leasedMicros,

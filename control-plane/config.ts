@@ -14,6 +14,8 @@ export interface ControlPlaneConfig {
   readonly logLevel: string;
   /** How often a quiet data-plane stream gets a heartbeat (KEYBRAKE_HEARTBEAT_INTERVAL, default 2s). */
   readonly heartbeatIntervalMs: number;
+  /** Spend lease TTL (KEYBRAKE_LEASE_TTL, default 30s): how long a silent data plane may spend what it holds. */
+  readonly leaseTtlMs: number;
 }
 
 const MIN_TOKEN_LENGTH = 24;
@@ -44,8 +46,18 @@ export function compileControlPlaneConfig(env: Env): ControlPlaneConfig {
   }
   if (heartbeatSeconds < 1) throw new ConfigError('KEYBRAKE_HEARTBEAT_INTERVAL', 'must be at least 1s');
 
+  const leaseText = readOptional(env, 'KEYBRAKE_LEASE_TTL') ?? '30s';
+  let leaseSeconds: number;
+  try {
+    leaseSeconds = parseDurationSeconds(leaseText, 'KEYBRAKE_LEASE_TTL');
+  } catch {
+    throw new ConfigError('KEYBRAKE_LEASE_TTL', `cannot parse duration ${JSON.stringify(leaseText)} (e.g. "30s")`);
+  }
+  if (leaseSeconds < 1) throw new ConfigError('KEYBRAKE_LEASE_TTL', 'must be at least 1s');
+
   return {
     heartbeatIntervalMs: heartbeatSeconds * 1000,
+    leaseTtlMs: leaseSeconds * 1000,
     etcdEndpoints: parseUrlList(env, 'KEYBRAKE_ETCD_ENDPOINTS', 'http://127.0.0.1:2379'),
     etcdPrefix,
     databaseUrl,

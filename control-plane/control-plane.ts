@@ -13,7 +13,10 @@ import type { ControlPlaneConfig } from './config.js';
 import { deriveKeys } from './crypto.js';
 import { createPool, runMigrations } from './database.js';
 import { EtcdStore } from './etcd-store.js';
-import { createDataPlaneService } from './dataplane-service.js';
+import { EtcdBudgetLedger } from './budget-ledger.js';
+import { createDataPlaneService, DataPlaneStreams } from './dataplane-service.js';
+import { LeaseService } from './lease-service.js';
+import { summariseSpend } from './spend-summary.js';
 import { bindGrpcServer, createGrpcServer, SERVICE_NAMES } from './grpc-server.js';
 import { PolicyFeed } from './policy-feed.js';
 import { OperatorService } from './operator-service.js';
@@ -29,19 +32,43 @@ export async function startControlPlane(config: ControlPlaneConfig, logger: Logg
   const pool = createPool(config.databaseUrl);
   const keys = deriveKeys(config.masterKey);
   const feed = new PolicyFeed(store, keys.wrapKey, logger);
+  const ledger = new EtcdBudgetLedger(config.etcdEndpoints, config.etcdPrefix);
+  const leases = new LeaseService({
+    ledger,
+    keyPolicy: (id) => feed.key(id),
+    ttlMs: config.leaseTtlMs,
+    expiryMarginMs: Math.max(1000, Math.floor(config.leaseTtlMs / 5)),
+    logger,
+  });
+  const streams = new DataPlaneStreams();
+  let stopReclaimWatch: (() => Promise<void>) | null = null;
   try {
     await store.ping();
     await runMigrations(pool, logger);
     await feed.start();
+    // A holder asked for more than was unleased: every replica tells its connected holders of
+    // that account to give back what they do not use.
+    const reclaimsSeen = new Map<string, number>();
+    stopReclaimWatch = await ledger.watch(({ keyId, window, account }) => {
+      const id = `${keyId}/${window}`;
+      if (account.reclaimSeq <= (reclaimsSeen.get(id) ?? 0)) return;
+      reclaimsSeen.set(id, account.reclaimSeq);
+      for (const lease of Object.values(account.leases)) streams.send(lease.holder, { reclaim: { keyId, window } });
+    });
   } catch (error) {
+    await stopReclaimWatch?.();
     await feed.stop();
+    ledger.close();
     store.close();
     await pool.end();
     throw error;
   }
 
-  const service = new OperatorService({ store, keys, adminToken: config.adminToken });
-  const dataPlaneService = createDataPlaneService({ feed, dataplaneToken: config.dataplaneToken, pepper: keys.pepper, logger, heartbeatIntervalMs: config.heartbeatIntervalMs });
+  const service = new OperatorService({ store, keys, adminToken: config.adminToken, spend: (records) => summariseSpend(ledger, records) });
+  const dataPlaneService = createDataPlaneService({ feed, leases, streams, dataplaneToken: config.dataplaneToken, pepper: keys.pepper, logger, heartbeatIntervalMs: config.heartbeatIntervalMs });
+  const sweeper = setInterval(() => {
+    leases.sweep().catch((error: unknown) => logger.warn({ err: error instanceof Error ? error.message : String(error) }, 'lease sweep failed'));
+  }, Math.max(500, Math.floor(config.leaseTtlMs / 4)));
   const { server: grpcServer, health } = createGrpcServer({ service, dataPlaneService, logger });
   const checkReady = async () => {
     await store.ping();
@@ -63,6 +90,8 @@ export async function startControlPlane(config: ControlPlaneConfig, logger: Logg
     stop() {
       stopping ??= (async () => {
         for (const name of ['', ...SERVICE_NAMES]) health.setStatus(name, 'NOT_SERVING');
+        clearInterval(sweeper);
+        await stopReclaimWatch?.();
         await feed.stop();
         // Data-plane streams never end on their own: tryShutdown would wait for them forever.
         const forced = setTimeout(() => grpcServer.forceShutdown(), 2000);
@@ -77,6 +106,7 @@ export async function startControlPlane(config: ControlPlaneConfig, logger: Logg
           }),
         ]);
         store.close();
+        ledger.close();
         await pool.end();
       })();
       return stopping;

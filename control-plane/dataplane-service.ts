@@ -10,10 +10,14 @@ import { Metadata, status, type ServerDuplexStream } from '@grpc/grpc-js';
 import type { Logger } from '../core/logger.js';
 import type { ConnectRequest, ConnectResponse, DataPlaneServiceServer } from '../gen/keybrake/v1/dataplane.js';
 import { constantTimeEqual } from './crypto.js';
+import type { LeaseService } from './lease-service.js';
 import type { FeedEvent, PolicyFeed } from './policy-feed.js';
 
 export interface DataPlaneServiceOptions {
   readonly feed: PolicyFeed;
+  readonly leases: LeaseService;
+  /** Streams by data-plane id, so reclaims reach the holders connected here. */
+  readonly streams: DataPlaneStreams;
   readonly dataplaneToken: string;
   readonly pepper: Buffer;
   readonly logger: Logger;
@@ -21,6 +25,24 @@ export interface DataPlaneServiceOptions {
 }
 
 export const DEFAULT_HEARTBEAT_INTERVAL_MS = 2000;
+
+/** The data planes connected to this replica, by id. */
+export class DataPlaneStreams {
+  private readonly streams = new Map<string, (message: ConnectResponse) => void>();
+
+  add(dataplaneId: string, send: (message: ConnectResponse) => void): () => void {
+    this.streams.set(dataplaneId, send);
+    return () => {
+      if (this.streams.get(dataplaneId) === send) this.streams.delete(dataplaneId);
+    };
+  }
+
+  send(dataplaneId: string, message: ConnectResponse): boolean {
+    const send = this.streams.get(dataplaneId);
+    send?.(message);
+    return send !== undefined;
+  }
+}
 
 export function createDataPlaneService(options: DataPlaneServiceOptions): DataPlaneServiceServer {
   const { feed, logger } = options;
@@ -36,6 +58,8 @@ export function createDataPlaneService(options: DataPlaneServiceOptions): DataPl
         return;
       }
       let unsubscribe: (() => void) | null = null;
+      let unregister: (() => void) | null = null;
+      let dataplaneId = '';
       let heartbeat: NodeJS.Timeout | null = null;
       let lastSent = Date.now();
       const send = (message: ConnectResponse) => {
@@ -45,13 +69,35 @@ export function createDataPlaneService(options: DataPlaneServiceOptions): DataPl
       const close = () => {
         unsubscribe?.();
         unsubscribe = null;
+        unregister?.();
+        unregister = null;
         if (heartbeat !== null) clearInterval(heartbeat);
         heartbeat = null;
       };
 
       call.on('data', (request: ConnectRequest) => {
+        if (request.leaseRequest !== undefined && unsubscribe !== null) {
+          options.leases.handleLeaseRequest(dataplaneId, request.leaseRequest).then(
+            (grant) => send({ leaseGrant: grant }),
+            (error: unknown) => {
+              logger.warn({ err: error instanceof Error ? error.message : String(error), dataplane_id: dataplaneId }, 'lease request failed');
+              // Answer at once, so the waiting call fails closed now rather than at its timeout.
+              const { keyId, window, leaseId, seq } = request.leaseRequest!;
+              send({ leaseGrant: { keyId, window, leaseId, seq, grantedTotalMicros: 0, ttlMs: 0, short: false, refused: 'ledger_unavailable', windowEndsAtUnixMs: 0 } });
+            },
+          );
+          return;
+        }
+        if (request.usageReport !== undefined && unsubscribe !== null) {
+          options.leases.handleUsageReport(request.usageReport).catch((error: unknown) =>
+            logger.warn({ err: error instanceof Error ? error.message : String(error), dataplane_id: dataplaneId }, 'usage report failed; the next one carries the same totals'),
+          );
+          return;
+        }
         if (request.hello === undefined || unsubscribe !== null) return;
-        const { dataplaneId, incarnation } = request.hello;
+        dataplaneId = request.hello.dataplaneId;
+        const incarnation = request.hello.incarnation;
+        unregister = options.streams.add(dataplaneId, send);
         logger.info({ dataplane_id: dataplaneId, incarnation }, 'data plane connected');
         send({ welcome: { controlplaneId, keyHashPepper: options.pepper, heartbeatIntervalMs } });
         // Snapshot and subscription in the same tick: no change falls between them.

@@ -15,6 +15,8 @@ export interface KeyRecord {
   readonly dailyCapMicros: number;
   /** 0 = no lifetime budget. */
   readonly budgetMicros: number;
+  /** Reservation for money-moving calls whose amount the request does not reveal; 0 refuses them. Absent in records written before it existed. */
+  readonly perCallEstimateMicros?: number;
   readonly createdAtMs: number;
   readonly expiresAtMs: number;
   readonly revokedAtMs: number | null;

@@ -18,6 +18,7 @@ export interface CompiledKeySpec {
   readonly allowedEndpoints: readonly string[];
   readonly dailyCapMicros: number;
   readonly budgetMicros: number;
+  readonly perCallEstimateMicros: number;
   readonly ttlSeconds: number;
 }
 
@@ -37,6 +38,7 @@ export function compileKeySpec(spec: KeySpec, fieldPrefix = ''): CompiledKeySpec
 
   checkMicros(spec.dailyCapMicros, field('daily_cap_micros'));
   checkMicros(spec.budgetMicros, field('budget_micros'));
+  checkMicros(spec.perCallEstimateMicros, field('per_call_estimate_micros'));
   if (spec.dailyCapMicros === 0 && spec.budgetMicros === 0) {
     throw invalidField(field('daily_usd_cap'), 'a cap is required: set daily_usd_cap, budget_usd or both');
   }
@@ -45,7 +47,7 @@ export function compileKeySpec(spec: KeySpec, fieldPrefix = ''): CompiledKeySpec
   if (!Number.isSafeInteger(ttlSeconds) || ttlSeconds < 0) throw invalidField(field('expires_in_seconds'), 'must be a positive whole number of seconds');
   if (ttlSeconds > MAX_TTL_SECONDS) throw invalidField(field('expires_in_seconds'), `at most ${MAX_TTL_SECONDS} (90 days), got ${ttlSeconds}`);
 
-  return { vendor, label: spec.label, allowedEndpoints, dailyCapMicros: spec.dailyCapMicros, budgetMicros: spec.budgetMicros, ttlSeconds };
+  return { vendor, label: spec.label, allowedEndpoints, dailyCapMicros: spec.dailyCapMicros, budgetMicros: spec.budgetMicros, perCallEstimateMicros: spec.perCallEstimateMicros, ttlSeconds };
 }
 
 function checkMicros(value: number, field: string): void {

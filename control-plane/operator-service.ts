@@ -20,6 +20,7 @@ import {
   type IssueKeysRequest,
   type IssueKeysResponse,
   type KeySpec,
+  type KeySpend,
   type ListKeysRequest,
   type ListKeysResponse,
   type QueryAuditRequest,
@@ -59,6 +60,8 @@ export interface OperatorServiceOptions {
   readonly keys: DerivedKeys;
   /** The bootstrap admin token (KEYBRAKE_ADMIN_TOKEN). */
   readonly adminToken: string;
+  /** Spend per key from the budget ledger; without it keys show nothing spent. */
+  readonly spend?: (records: readonly KeyRecord[]) => Promise<Map<string, KeySpend>>;
   readonly now?: () => number;
 }
 
@@ -67,8 +70,10 @@ export class OperatorService {
   private readonly keys: DerivedKeys;
   private readonly adminToken: string;
   private readonly now: () => number;
+  private readonly spend: (records: readonly KeyRecord[]) => Promise<Map<string, KeySpend>>;
 
   constructor(options: OperatorServiceOptions) {
+    this.spend = options.spend ?? (async () => new Map());
     this.store = options.store;
     this.keys = options.keys;
     this.adminToken = options.adminToken;
@@ -124,18 +129,20 @@ export class OperatorService {
         allowedEndpoints: spec.allowedEndpoints,
         dailyCapMicros: spec.dailyCapMicros,
         budgetMicros: spec.budgetMicros,
+        perCallEstimateMicros: spec.perCallEstimateMicros,
         createdAtMs: now,
         expiresAtMs: now + spec.ttlSeconds * 1000,
         revokedAtMs: null,
       };
     });
     await this.store.createKeys(records);
-    return records.map((record, i) => ({ vaultKey: secrets[i]!, key: this.toVaultKey(record) }));
+    return records.map((record, i) => ({ vaultKey: secrets[i]!, key: this.toVaultKey(record, undefined) }));
   }
 
   async getKey(caller: Caller, request: GetKeyRequest): Promise<GetKeyResponse> {
     this.authorize(caller, 'keys.read');
-    return { key: this.toVaultKey(await this.requireKey(request.id)) };
+    const record = await this.requireKey(request.id);
+    return { key: this.toVaultKey(record, (await this.spend([record])).get(record.id)) };
   }
 
   async listKeys(caller: Caller, request: ListKeysRequest): Promise<ListKeysResponse> {
@@ -155,8 +162,9 @@ export class OperatorService {
       .filter((r) => after === null || newestFirst(r, { createdAtMs: after.createdAtMs, id: after.id }) > 0);
     const page = matching.slice(0, pageSize);
     const last = page.at(-1);
+    const spend = await this.spend(page);
     return {
-      keys: page.map((r) => this.toVaultKey(r)),
+      keys: page.map((r) => this.toVaultKey(r, spend.get(r.id))),
       nextPageToken: matching.length > pageSize && last !== undefined ? encodePageToken(last) : '',
     };
   }
@@ -167,7 +175,7 @@ export class OperatorService {
     const now = this.now();
     const updated = await this.store.updateKey(request.id, (current) => (current.revokedAtMs !== null ? current : { ...current, revokedAtMs: now }));
     if (updated === null) throw notFound(request.id);
-    return { key: this.toVaultKey(updated) };
+    return { key: this.toVaultKey(updated, (await this.spend([updated])).get(updated.id)) };
   }
 
   async deleteKey(caller: Caller, request: DeleteKeyRequest): Promise<DeleteKeyResponse> {
@@ -219,7 +227,7 @@ export class OperatorService {
     return record;
   }
 
-  private toVaultKey(record: KeyRecord): VaultKey {
+  private toVaultKey(record: KeyRecord, spend: KeySpend | undefined): VaultKey {
     const capMicros = bindingCapMicros(record);
     return {
       id: record.id,
@@ -232,8 +240,9 @@ export class OperatorService {
       expiresAt: new Date(record.expiresAtMs),
       revokedAt: record.revokedAtMs === null ? undefined : new Date(record.revokedAtMs),
       status: STATUS_ENUM[keyStatus(record, this.now())],
-      // Spend is leased and settled by the data planes; until the ledger records any, none is spent.
-      spend: { capMicros, spentMicros: 0, leasedMicros: 0, atRiskMicros: 0, remainingMicros: capMicros },
+      perCallEstimateMicros: record.perCallEstimateMicros ?? 0,
+      // Until a data plane leases from it, a key's ledger holds nothing: all of the cap remains.
+      spend: spend ?? { capMicros, spentMicros: 0, leasedMicros: 0, atRiskMicros: 0, remainingMicros: capMicros },
     };
   }
 }

@@ -48,6 +48,10 @@ export class PolicyFeed {
     this.subscribers.clear();
   }
 
+  key(id: string): KeyPolicy | undefined {
+    return this.keys.get(id);
+  }
+
   snapshot(): FeedSnapshot {
     return { keys: [...this.keys.values()], secrets: [...this.secrets.values()], revision: this.revision };
   }
@@ -104,5 +108,6 @@ export function toKeyPolicy(record: KeyRecord): KeyPolicy {
     budgetMicros: record.budgetMicros,
     expiresAtUnixMs: record.expiresAtMs,
     revoked: record.revokedAtMs !== null,
+    perCallEstimateMicros: record.perCallEstimateMicros ?? 0,
   };
 }

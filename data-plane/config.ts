@@ -1,3 +1,6 @@
+import { readFileSync } from 'node:fs';
+
+import { compilePriceTables, DEFAULT_PRICE_TABLES, PriceTableError, type PriceTables } from '../core/cost/index.js';
 import { parseDurationSeconds } from '../core/duration.js';
 import { parseListenAddress, parseUrlList, readOptional, readRequired, readSecretToken, ConfigError, type Env } from '../core/config.js';
 
@@ -16,6 +19,25 @@ export interface DataPlaneConfig {
   readonly upstreamTimeoutMs: number;
   /** Time a client has to send a whole request (KEYBRAKE_REQUEST_TIMEOUT, default 30s). */
   readonly requestTimeoutMs: number;
+  /** Exchange rates and vendor prices (KEYBRAKE_PRICE_TABLES: a JSON file; defaults otherwise). */
+  readonly priceTables: PriceTables;
+}
+
+function readPriceTables(env: Env): PriceTables {
+  const path = readOptional(env, 'KEYBRAKE_PRICE_TABLES');
+  if (path === undefined) return DEFAULT_PRICE_TABLES;
+  let json: unknown;
+  try {
+    json = JSON.parse(readFileSync(path, 'utf8'));
+  } catch (error) {
+    throw new ConfigError('KEYBRAKE_PRICE_TABLES', `cannot read ${path} as JSON (${error instanceof Error ? error.message : String(error)})`);
+  }
+  try {
+    return compilePriceTables(json);
+  } catch (error) {
+    if (error instanceof PriceTableError) throw new ConfigError('KEYBRAKE_PRICE_TABLES', error.message);
+    throw error;
+  }
 }
 
 function readDurationMs(env: Env, variable: string, fallback: string, min = 1): number {
@@ -69,5 +91,6 @@ export function compileDataPlaneConfig(env: Env): DataPlaneConfig {
     maxBodyBytes: readPositiveInteger(env, 'KEYBRAKE_MAX_BODY_BYTES', 1024 * 1024),
     upstreamTimeoutMs: readDurationMs(env, 'KEYBRAKE_UPSTREAM_TIMEOUT', '60s'),
     requestTimeoutMs: readDurationMs(env, 'KEYBRAKE_REQUEST_TIMEOUT', '30s'),
+    priceTables: readPriceTables(env),
   };
 }

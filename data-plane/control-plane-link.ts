@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { credentials, Metadata, type ClientDuplexStream } from '@grpc/grpc-js';
 
 import type { Logger } from '../core/logger.js';
-import { DataPlaneServiceClient, type ConnectRequest, type ConnectResponse } from '../gen/keybrake/v1/dataplane.js';
+import { DataPlaneServiceClient, type ConnectRequest, type ConnectResponse, type LeaseGrant, type ReclaimRequest } from '../gen/keybrake/v1/dataplane.js';
 import type { PolicyCache } from './policy-cache.js';
 
 export interface ControlPlaneLinkOptions {
@@ -19,6 +19,9 @@ export interface ControlPlaneLinkOptions {
   readonly cache: PolicyCache;
   readonly logger: Logger;
   readonly now?: () => number;
+  /** Lease answers and reclaim requests go to the spend side. */
+  readonly onLeaseGrant?: (grant: LeaseGrant) => void;
+  readonly onReclaim?: (reclaim: ReclaimRequest) => void;
 }
 
 const MIN_BACKOFF_MS = 100;
@@ -54,6 +57,20 @@ export class ControlPlaneLink {
         resolve(true);
       });
     });
+  }
+
+  /** Sends on the current stream; false when there is none that has synced. */
+  send(messages: readonly ConnectRequest[]): boolean {
+    const stream = this.stream;
+    if (stream === null || !this.synced) return false;
+    for (const message of messages) stream.write(message);
+    return true;
+  }
+
+  /** Sends what must go out before stopping (lease returns), then stops. */
+  async drainAndStop(messages: readonly ConnectRequest[], waitMs = 200): Promise<void> {
+    if (messages.length > 0 && this.send(messages)) await new Promise((resolve) => setTimeout(resolve, waitMs));
+    this.stop();
   }
 
   stop(): void {
@@ -111,6 +128,12 @@ export class ControlPlaneLink {
       cache.applySecret(message.secretUpdate.secret, message.secretUpdate.revision, now);
     } else if (message.heartbeat !== undefined) {
       cache.heard(now);
+    } else if (message.leaseGrant !== undefined) {
+      cache.heard(now);
+      this.options.onLeaseGrant?.(message.leaseGrant);
+    } else if (message.reclaim !== undefined) {
+      cache.heard(now);
+      this.options.onReclaim?.(message.reclaim);
     }
   }
 }

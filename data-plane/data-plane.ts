@@ -15,10 +15,13 @@ import { createDataPlaneMetrics, type DataPlaneMetrics } from './metrics.js';
 import { createProxyHandler } from './proxy.js';
 import { PROXY_ERROR_STATUS, type ProxyErrorCode } from './proxy-error.js';
 import { Upstreams } from './upstream.js';
+import { LeaseBook } from './lease-book.js';
+import { SpendGate } from './spend-gate.js';
 
 export interface RunningDataPlane {
   readonly port: number;
   readonly cache: PolicyCache;
+  readonly book: LeaseBook;
   stop(): Promise<void>;
 }
 
@@ -28,9 +31,33 @@ const MAX_HEADER_BYTES = 16 * 1024;
 export async function startDataPlane(config: DataPlaneConfig, logger: Logger): Promise<RunningDataPlane> {
   const cache = new PolicyCache();
   const upstreams = new Upstreams(config.upstreams, config.upstreamTimeoutMs);
-  const link = new ControlPlaneLink({ controlPlanes: config.controlPlanes, dataplaneToken: config.dataplaneToken, dataplaneId: config.dataplaneId, cache, logger });
+  // Late-bound: the book needs the link's incarnation, the link needs the gate's callbacks.
+  let book: LeaseBook | null = null;
+  let gate: SpendGate | null = null;
+  const link = new ControlPlaneLink({
+    controlPlanes: config.controlPlanes,
+    dataplaneToken: config.dataplaneToken,
+    dataplaneId: config.dataplaneId,
+    cache,
+    logger,
+    onLeaseGrant: (grant) => {
+      book?.onGrant(grant, performance.now());
+      gate?.answered(grant);
+    },
+    onReclaim: (reclaim) => {
+      const message = book?.onReclaim(reclaim, performance.now());
+      if (message !== undefined && message !== null) link.send([message]);
+    },
+  });
+  book = new LeaseBook({ dataplaneId: config.dataplaneId, incarnation: link.incarnation });
+  const leaseBook = book;
+  gate = new SpendGate({ book, send: (messages) => link.send(messages) });
+  const ticker = setInterval(() => {
+    const messages = leaseBook.tick(performance.now());
+    if (messages.length > 0) link.send(messages);
+  }, 200);
   const metrics = createDataPlaneMetrics(cache);
-  const proxy = createProxyHandler({ cache, upstreams, logger, leaseTtlMs: config.leaseTtlMs, maxBodyBytes: config.maxBodyBytes });
+  const proxy = createProxyHandler({ cache, upstreams, logger, gate, priceTables: config.priceTables, leaseTtlMs: config.leaseTtlMs, maxBodyBytes: config.maxBodyBytes });
 
   const server = createServer({
     maxHeaderSize: MAX_HEADER_BYTES,
@@ -59,8 +86,11 @@ export async function startDataPlane(config: DataPlaneConfig, logger: Logger): P
   return {
     port,
     cache,
+    book: leaseBook,
     async stop() {
-      link.stop();
+      clearInterval(ticker);
+      // A clean shutdown reports everything and gives unreserved budget back.
+      await link.drainAndStop(leaseBook.closeAll(performance.now()));
       metrics.close();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());

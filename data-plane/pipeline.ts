@@ -14,6 +14,7 @@ import { malformed, ProxyError } from './proxy-error.js';
 import type { VendorAdapter, VendorCredential } from './vendors/index.js';
 
 export const MAX_HEADER_COUNT = 100;
+export const UNKNOWN_KEY_MESSAGE = 'unknown vault key';
 
 /** Request headers that never reach a vendor, besides hop-by-hop ones and those `Connection` names. */
 const NEVER_FORWARDED = new Set([
@@ -46,7 +47,7 @@ export function authenticate(cache: PolicyCache, adapter: VendorAdapter, headers
   if (presented === null) throw new ProxyError('vault_key_invalid', `no vault key: send it where ${adapter.vendor}'s SDK puts its API key`);
   if (!isWellFormedSecret(presented, 'vaultKey')) throw new ProxyError('vault_key_invalid', 'not a Keybrake vault key (kbv_…) or mistyped');
   const key = cache.lookup(presented);
-  if (key === null) throw new ProxyError('vault_key_invalid', 'unknown vault key');
+  if (key === null) throw new ProxyError('vault_key_invalid', UNKNOWN_KEY_MESSAGE);
   if (key.policy.revoked) throw new ProxyError('vault_key_revoked', `vault key ${key.policy.id} was revoked`);
   if (wallNowMs >= key.policy.expiresAtUnixMs) {
     throw new ProxyError('vault_key_expired', `vault key ${key.policy.id} expired at ${new Date(key.policy.expiresAtUnixMs).toISOString()}`);

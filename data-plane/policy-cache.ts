@@ -22,7 +22,24 @@ export class PolicyCache {
   private credentials = new Map<Vendor, VendorCredential>();
   private pepper: Buffer | null = null;
   private lastHeardMs: number | null = null;
+  private keyWaiters: (() => void)[] = [];
   revision = 0;
+
+  /**
+   * Resolves at the next key update (or after `timeoutMs`). A pipeline step that issues a key
+   * and calls at once can beat the key's push to this data plane by a few milliseconds.
+   */
+  nextKeyUpdate(timeoutMs: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(done, timeoutMs);
+      const waiters = this.keyWaiters;
+      function done() {
+        clearTimeout(timer);
+        resolve();
+      }
+      waiters.push(done);
+    });
+  }
 
   /** A new stream's welcome: the pepper. Nothing is served until a snapshot follows. */
   welcome(pepper: Buffer, nowMs: number): void {
@@ -56,6 +73,7 @@ export class PolicyCache {
       this.hashById.set(policy.id, policy.keyHash);
     }
     this.advance(revision, nowMs);
+    for (const wake of this.keyWaiters.splice(0)) wake();
   }
 
   applyKeyRemoval(id: string, revision: number, nowMs: number): void {

@@ -29,12 +29,15 @@ export class ProxyError extends Error {
   readonly rawMessage: string;
   /** Seconds until retrying can help (a daily cap's next window), for Retry-After. */
   readonly retryAfterSeconds: number | undefined;
+  /** For upstream failures: true when the request certainly never reached the vendor. */
+  readonly notSent: boolean;
 
-  constructor(code: ProxyErrorCode, rawMessage: string, options?: { cause?: unknown; retryAfterSeconds?: number }) {
+  constructor(code: ProxyErrorCode, rawMessage: string, options?: { cause?: unknown; retryAfterSeconds?: number; notSent?: boolean }) {
     super(`[${code}] ${rawMessage}`, options);
     this.code = code;
     this.rawMessage = rawMessage;
     this.retryAfterSeconds = options?.retryAfterSeconds;
+    this.notSent = options?.notSent ?? false;
   }
 
   get status(): number {

@@ -62,6 +62,14 @@ export class SpendGate {
     throw new ProxyError('spend_cap_exceeded', 'the cap has no room for this call');
   }
 
+  settle(reservation: Reservation, actualMicros: number): void {
+    this.options.book.settle(reservation, actualMicros);
+  }
+
+  release(reservation: Reservation): void {
+    this.options.book.release(reservation);
+  }
+
   /** Called by the control-plane link after it applied a grant to the book. */
   answered(ref: AccountRef): void {
     const list = this.waiters.get(accountId(ref));

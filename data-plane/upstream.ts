@@ -7,6 +7,9 @@ import { Pool, errors as undiciErrors } from 'undici';
 import type { Vendor } from '../core/vendors.js';
 import { ProxyError } from './proxy-error.js';
 
+/** Connection errors before any byte of the request left. */
+const NOT_SENT_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'EHOSTUNREACH', 'ENETUNREACH', 'UND_ERR_CONNECT_TIMEOUT']);
+
 export interface UpstreamResponse {
   readonly status: number;
   readonly headers: Record<string, string | string[] | undefined>;
@@ -55,7 +58,8 @@ export class Upstreams {
       if (error instanceof undiciErrors.HeadersTimeoutError || error instanceof undiciErrors.BodyTimeoutError) {
         throw new ProxyError('upstream_timeout', `${vendor} did not answer within ${this.timeoutMs} ms; the call may or may not have been made`, { cause: error });
       }
-      throw new ProxyError('upstream_unreachable', `${vendor} could not be reached (${describe(error)})`, { cause: error });
+      const notSent = error instanceof undiciErrors.ConnectTimeoutError || NOT_SENT_CODES.has((error as NodeJS.ErrnoException).code ?? '');
+      throw new ProxyError('upstream_unreachable', `${vendor} could not be reached (${describe(error)})`, { cause: error, notSent });
     }
   }
 

@@ -15,7 +15,7 @@ let stack: TestStack;
 let sim: StripeSimulator;
 const started: { stop(): Promise<void> }[] = [];
 
-const spec: KeySpec = { vendor: 'stripe', label: 'failover', allowedEndpoints: ['POST /v1/customers'], dailyCapMicros: 0, budgetMicros: 1_000_000, expiresInSeconds: 600 };
+const spec: KeySpec = { vendor: 'stripe', label: 'failover', allowedEndpoints: ['POST /v1/customers'], dailyCapMicros: 0, budgetMicros: 1_000_000, expiresInSeconds: 600, perCallEstimateMicros: 0 };
 
 beforeAll(async () => {
   stack = await createTestStack();

@@ -25,6 +25,7 @@ const spec = (label: string, change: Partial<KeySpec> = {}): KeySpec => ({
   dailyCapMicros: 10_990_000,
   budgetMicros: 0,
   expiresInSeconds: 7200,
+  perCallEstimateMicros: 0,
   ...change,
 });
 

@@ -22,7 +22,7 @@ afterAll(async () => {
 });
 
 const spec = (label: string): KeySpec => ({
-  vendor: 'twilio', label, allowedEndpoints: ['POST /2010-04-01/Accounts/*/Messages.json'], dailyCapMicros: 2_000_000, budgetMicros: 0, expiresInSeconds: 600,
+  vendor: 'twilio', label, allowedEndpoints: ['POST /2010-04-01/Accounts/*/Messages.json'], dailyCapMicros: 2_000_000, budgetMicros: 0, expiresInSeconds: 600, perCallEstimateMicros: 0,
 });
 
 describe('two replicas', () => {

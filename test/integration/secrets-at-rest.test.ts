@@ -37,11 +37,11 @@ describe('secrets at rest', () => {
     await cp.client.setVendorCredential({ vendor: 'twilio', secret: canaries.twilio, accountSid: `AC${'0'.repeat(32)}` });
     await cp.client.setVendorCredential({ vendor: 'resend', secret: canaries.resend, accountSid: '' });
     const single = await cp.client.issueKey({
-      spec: { vendor: 'stripe', label: 'dump/1', allowedEndpoints: ['POST /v1/charges'], dailyCapMicros: 1_000_000, budgetMicros: 0, expiresInSeconds: 0 },
+      spec: { vendor: 'stripe', label: 'dump/1', allowedEndpoints: ['POST /v1/charges'], dailyCapMicros: 1_000_000, budgetMicros: 0, expiresInSeconds: 0, perCallEstimateMicros: 0 },
     });
     const batch = await cp.client.issueKeys({
       specs: Array.from({ length: 50 }, (_, i) => ({
-        vendor: 'resend', label: `dump/batch/${i}`, allowedEndpoints: ['POST /emails'], dailyCapMicros: 0, budgetMicros: 5_000_000, expiresInSeconds: 60,
+        vendor: 'resend', label: `dump/batch/${i}`, allowedEndpoints: ['POST /emails'], dailyCapMicros: 0, budgetMicros: 5_000_000, expiresInSeconds: 60, perCallEstimateMicros: 0,
       })),
     });
     const token = await cp.client.createToken({ role: TokenRole.TOKEN_ROLE_ISSUER, name: 'dump' });

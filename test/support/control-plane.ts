@@ -69,8 +69,8 @@ export interface TestControlPlane {
   stop(): Promise<void>;
 }
 
-export async function startTestControlPlane(stack: TestStack): Promise<TestControlPlane> {
-  const config = compileControlPlaneConfig(stack.env());
+export async function startTestControlPlane(stack: TestStack, overrides: Record<string, string> = {}): Promise<TestControlPlane> {
+  const config = compileControlPlaneConfig(stack.env(overrides));
   const running = await startControlPlane(config, silentLogger);
   const adminUrl = `http://127.0.0.1:${running.adminPort}`;
   const grpcAddress = `127.0.0.1:${running.grpcPort}`;

@@ -20,6 +20,7 @@ describe('POST /vault/keys body', () => {
       dailyCapMicros: 300_000_000,
       budgetMicros: 0,
       expiresInSeconds: 14_400,
+      perCallEstimateMicros: 0,
     });
   });
 
@@ -80,7 +81,7 @@ describe('POST /vault/keys body', () => {
 });
 
 describe('compileKeySpec', () => {
-  const base = { vendor: 'stripe', label: '', allowedEndpoints: ['POST /v1/charges'], dailyCapMicros: 1, budgetMicros: 0, expiresInSeconds: 0 };
+  const base = { vendor: 'stripe', label: '', allowedEndpoints: ['POST /v1/charges'], dailyCapMicros: 1, budgetMicros: 0, expiresInSeconds: 0, perCallEstimateMicros: 0 };
 
   it('defaults the TTL to 24 hours and de-duplicates endpoints', () => {
     expect(compileKeySpec({ ...base, allowedEndpoints: ['POST /v1/charges', 'post /v1/charges'] })).toMatchObject({

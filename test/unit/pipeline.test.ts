@@ -36,6 +36,7 @@ function cacheWith(keys: { vaultKey: string; policy: Partial<KeyPolicy> }[]): Po
         budgetMicros: 0,
         expiresAtUnixMs: NOW + 60_000,
         revoked: false,
+        perCallEstimateMicros: 0,
         ...policy,
       })),
       secrets: [{ vendor: 'stripe', secret: 'sk_live_real', accountSid: '' }],
@@ -204,12 +205,12 @@ describe('PolicyCache', () => {
     const key = generateSecret('vaultKey');
     const cache = cacheWith([{ vaultKey: key, policy: {} }]);
     const hash = createHmac('sha256', pepper).update(key).digest('hex');
-    cache.applyKey({ id: 'vk_00000000000000000000', keyHash: hash, vendor: 'stripe', label: '', allowedEndpoints: ['POST /v1/charges'], dailyCapMicros: 1, budgetMicros: 0, expiresAtUnixMs: NOW + 1, revoked: true }, 8, 0);
+    cache.applyKey({ id: 'vk_00000000000000000000', keyHash: hash, vendor: 'stripe', label: '', allowedEndpoints: ['POST /v1/charges'], dailyCapMicros: 1, budgetMicros: 0, expiresAtUnixMs: NOW + 1, revoked: true, perCallEstimateMicros: 0 }, 8, 0);
     expect(cache.lookup(key)?.policy.revoked).toBe(true);
     expect(cache.revision).toBe(8);
     cache.applyKeyRemoval('vk_00000000000000000000', 9, 0);
     expect(cache.lookup(key)).toBeNull();
-    cache.applyKey({ id: 'vk_1', keyHash: hash, vendor: 'stripe', label: '', allowedEndpoints: ['POST /v1//x'], dailyCapMicros: 1, budgetMicros: 0, expiresAtUnixMs: NOW + 1, revoked: false }, 10, 0);
+    cache.applyKey({ id: 'vk_1', keyHash: hash, vendor: 'stripe', label: '', allowedEndpoints: ['POST /v1//x'], dailyCapMicros: 1, budgetMicros: 0, expiresAtUnixMs: NOW + 1, revoked: false, perCallEstimateMicros: 0 }, 10, 0);
     expect(cache.lookup(key)).toBeNull();
   });
 });

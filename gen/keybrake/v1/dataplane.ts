@@ -69,6 +69,7 @@ export interface KeyPolicy {
   budgetMicros: number;
   expiresAtUnixMs: number;
   revoked: boolean;
+  perCallEstimateMicros: number;
 }
 
 /** VendorSecret is a real vendor credential, decrypted by the control plane. Held in memory only. */
@@ -709,6 +710,7 @@ function createBaseKeyPolicy(): KeyPolicy {
     budgetMicros: 0,
     expiresAtUnixMs: 0,
     revoked: false,
+    perCallEstimateMicros: 0,
   };
 }
 
@@ -740,6 +742,9 @@ export const KeyPolicy: MessageFns<KeyPolicy> = {
     }
     if (message.revoked !== false) {
       writer.uint32(72).bool(message.revoked);
+    }
+    if (message.perCallEstimateMicros !== 0) {
+      writer.uint32(80).int64(message.perCallEstimateMicros);
     }
     return writer;
   },
@@ -829,6 +834,14 @@ export const KeyPolicy: MessageFns<KeyPolicy> = {
             message.revoked = reader.bool();
             continue;
           }
+          case 10: {
+            if (tag !== 80) {
+              break;
+            }
+
+            message.perCallEstimateMicros = longToNumber(reader.int64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -872,6 +885,11 @@ export const KeyPolicy: MessageFns<KeyPolicy> = {
         ? globalThis.Number(object.expires_at_unix_ms)
         : 0,
       revoked: isSet(object.revoked) ? globalThis.Boolean(object.revoked) : false,
+      perCallEstimateMicros: isSet(object.perCallEstimateMicros)
+        ? globalThis.Number(object.perCallEstimateMicros)
+        : isSet(object.per_call_estimate_micros)
+        ? globalThis.Number(object.per_call_estimate_micros)
+        : 0,
     };
   },
 
@@ -904,6 +922,9 @@ export const KeyPolicy: MessageFns<KeyPolicy> = {
     if (message.revoked !== false) {
       obj.revoked = message.revoked;
     }
+    if (message.perCallEstimateMicros !== 0) {
+      obj.perCallEstimateMicros = Math.round(message.perCallEstimateMicros);
+    }
     return obj;
   },
 
@@ -921,6 +942,7 @@ export const KeyPolicy: MessageFns<KeyPolicy> = {
     message.budgetMicros = object.budgetMicros ?? 0;
     message.expiresAtUnixMs = object.expiresAtUnixMs ?? 0;
     message.revoked = object.revoked ?? false;
+    message.perCallEstimateMicros = object.perCallEstimateMicros ?? 0;
     return message;
   },
 };

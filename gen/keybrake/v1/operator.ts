@@ -131,6 +131,11 @@ export interface KeySpec {
   budgetMicros: number;
   /** Time to live in seconds; 0 means the default (24 hours). */
   expiresInSeconds: number;
+  /**
+   * What a money-moving call whose amount the request does not reveal (confirming an existing
+   * PaymentIntent, paying an invoice) is reserved at, in micro-USD; 0 refuses such calls.
+   */
+  perCallEstimateMicros: number;
 }
 
 /** KeySpend is a key's money as the ledger sees it. */
@@ -163,6 +168,7 @@ export interface VaultKey {
   revokedAt: Date | undefined;
   status: KeyStatus;
   spend: KeySpend | undefined;
+  perCallEstimateMicros: number;
 }
 
 export interface IssuedKey {
@@ -316,7 +322,15 @@ export interface QueryAuditResponse {
 }
 
 function createBaseKeySpec(): KeySpec {
-  return { vendor: "", label: "", allowedEndpoints: [], dailyCapMicros: 0, budgetMicros: 0, expiresInSeconds: 0 };
+  return {
+    vendor: "",
+    label: "",
+    allowedEndpoints: [],
+    dailyCapMicros: 0,
+    budgetMicros: 0,
+    expiresInSeconds: 0,
+    perCallEstimateMicros: 0,
+  };
 }
 
 export const KeySpec: MessageFns<KeySpec> = {
@@ -338,6 +352,9 @@ export const KeySpec: MessageFns<KeySpec> = {
     }
     if (message.expiresInSeconds !== 0) {
       writer.uint32(48).int64(message.expiresInSeconds);
+    }
+    if (message.perCallEstimateMicros !== 0) {
+      writer.uint32(56).int64(message.perCallEstimateMicros);
     }
     return writer;
   },
@@ -403,6 +420,14 @@ export const KeySpec: MessageFns<KeySpec> = {
             message.expiresInSeconds = longToNumber(reader.int64());
             continue;
           }
+          case 7: {
+            if (tag !== 56) {
+              break;
+            }
+
+            message.perCallEstimateMicros = longToNumber(reader.int64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -439,6 +464,11 @@ export const KeySpec: MessageFns<KeySpec> = {
         : isSet(object.expires_in_seconds)
         ? globalThis.Number(object.expires_in_seconds)
         : 0,
+      perCallEstimateMicros: isSet(object.perCallEstimateMicros)
+        ? globalThis.Number(object.perCallEstimateMicros)
+        : isSet(object.per_call_estimate_micros)
+        ? globalThis.Number(object.per_call_estimate_micros)
+        : 0,
     };
   },
 
@@ -462,6 +492,9 @@ export const KeySpec: MessageFns<KeySpec> = {
     if (message.expiresInSeconds !== 0) {
       obj.expiresInSeconds = Math.round(message.expiresInSeconds);
     }
+    if (message.perCallEstimateMicros !== 0) {
+      obj.perCallEstimateMicros = Math.round(message.perCallEstimateMicros);
+    }
     return obj;
   },
 
@@ -476,6 +509,7 @@ export const KeySpec: MessageFns<KeySpec> = {
     message.dailyCapMicros = object.dailyCapMicros ?? 0;
     message.budgetMicros = object.budgetMicros ?? 0;
     message.expiresInSeconds = object.expiresInSeconds ?? 0;
+    message.perCallEstimateMicros = object.perCallEstimateMicros ?? 0;
     return message;
   },
 };
@@ -646,6 +680,7 @@ function createBaseVaultKey(): VaultKey {
     revokedAt: undefined,
     status: 0,
     spend: undefined,
+    perCallEstimateMicros: 0,
   };
 }
 
@@ -683,6 +718,9 @@ export const VaultKey: MessageFns<VaultKey> = {
     }
     if (message.spend !== undefined) {
       KeySpend.encode(message.spend, writer.uint32(90).fork()).join();
+    }
+    if (message.perCallEstimateMicros !== 0) {
+      writer.uint32(96).int64(message.perCallEstimateMicros);
     }
     return writer;
   },
@@ -788,6 +826,14 @@ export const VaultKey: MessageFns<VaultKey> = {
             message.spend = KeySpend.decode(reader, reader.uint32());
             continue;
           }
+          case 12: {
+            if (tag !== 96) {
+              break;
+            }
+
+            message.perCallEstimateMicros = longToNumber(reader.int64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -837,6 +883,11 @@ export const VaultKey: MessageFns<VaultKey> = {
         : undefined,
       status: isSet(object.status) ? keyStatusFromJSON(object.status) : 0,
       spend: isSet(object.spend) ? KeySpend.fromJSON(object.spend) : undefined,
+      perCallEstimateMicros: isSet(object.perCallEstimateMicros)
+        ? globalThis.Number(object.perCallEstimateMicros)
+        : isSet(object.per_call_estimate_micros)
+        ? globalThis.Number(object.per_call_estimate_micros)
+        : 0,
     };
   },
 
@@ -875,6 +926,9 @@ export const VaultKey: MessageFns<VaultKey> = {
     if (message.spend !== undefined) {
       obj.spend = KeySpend.toJSON(message.spend);
     }
+    if (message.perCallEstimateMicros !== 0) {
+      obj.perCallEstimateMicros = Math.round(message.perCallEstimateMicros);
+    }
     return obj;
   },
 
@@ -896,6 +950,7 @@ export const VaultKey: MessageFns<VaultKey> = {
     message.spend = (object.spend !== undefined && object.spend !== null)
       ? KeySpend.fromPartial(object.spend)
       : undefined;
+    message.perCallEstimateMicros = object.perCallEstimateMicros ?? 0;
     return message;
   },
 };

@@ -1,0 +1,145 @@
+/**
+ * JSON for pricing: RFC 8259 JSON, refusing a repeated object key. JSON.parse keeps the last of
+ * `{"to": [...3 addresses], "to": "one"}` while another parser may keep the first, so a repeated
+ * key is two readings of one request and is refused. Objects come back without a prototype, so
+ * a `__proto__` key is just a key.
+ */
+import { malformed } from './refusal.js';
+
+export type JsonValue = null | boolean | number | string | readonly JsonValue[] | JsonObject;
+export interface JsonObject {
+  readonly [key: string]: JsonValue;
+}
+
+const MAX_DEPTH = 64;
+const NUMBER = /-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?/y;
+const LITERALS: ReadonlyArray<readonly [string, JsonValue]> = [['true', true], ['false', false], ['null', null]];
+
+class Parser {
+  private index = 0;
+
+  constructor(
+    private readonly text: string,
+    private readonly what: string,
+  ) {}
+
+  parseDocument(): JsonValue {
+    const value = this.value(0);
+    this.skipWhitespace();
+    if (this.index !== this.text.length) throw this.fail('unexpected text after the JSON value');
+    return value;
+  }
+
+  private fail(problem: string): Error {
+    return malformed(`${this.what} is not valid JSON: ${problem} at offset ${this.index}`);
+  }
+
+  private skipWhitespace(): void {
+    while (this.index < this.text.length) {
+      const char = this.text.charCodeAt(this.index);
+      if (char !== 0x20 && char !== 0x09 && char !== 0x0a && char !== 0x0d) return;
+      this.index += 1;
+    }
+  }
+
+  private value(depth: number): JsonValue {
+    if (depth > MAX_DEPTH) throw this.fail(`nested deeper than ${MAX_DEPTH} levels`);
+    this.skipWhitespace();
+    const char = this.text[this.index];
+    if (char === '{') return this.object(depth);
+    if (char === '[') return this.array(depth);
+    if (char === '"') return this.string();
+    for (const [literal, value] of LITERALS) {
+      if (this.text.startsWith(literal, this.index)) {
+        this.index += literal.length;
+        return value;
+      }
+    }
+    NUMBER.lastIndex = this.index;
+    const match = NUMBER.exec(this.text);
+    if (match === null) throw this.fail(char === undefined ? 'unexpected end' : `unexpected ${JSON.stringify(char)}`);
+    this.index += match[0].length;
+    return Number(match[0]);
+  }
+
+  private string(): string {
+    const start = this.index;
+    let i = start + 1;
+    for (;;) {
+      const char = this.text.charCodeAt(i);
+      if (Number.isNaN(char)) throw this.fail('unterminated string');
+      if (char === 0x22) break;
+      i += char === 0x5c ? 2 : 1;
+    }
+    this.index = i + 1;
+    try {
+      // The token is delimited; JSON.parse checks its escapes and control characters exactly.
+      return JSON.parse(this.text.slice(start, i + 1)) as string;
+    } catch {
+      this.index = start;
+      throw this.fail('malformed string');
+    }
+  }
+
+  private expect(char: string): void {
+    this.skipWhitespace();
+    if (this.text[this.index] !== char) throw this.fail(`expected ${JSON.stringify(char)}`);
+    this.index += 1;
+  }
+
+  /** True (and consumed) when the next character closes the container. */
+  private closes(char: string): boolean {
+    this.skipWhitespace();
+    if (this.text[this.index] !== char) return false;
+    this.index += 1;
+    return true;
+  }
+
+  private array(depth: number): JsonValue[] {
+    this.index += 1;
+    const items: JsonValue[] = [];
+    if (this.closes(']')) return items;
+    for (;;) {
+      items.push(this.value(depth + 1));
+      if (this.closes(']')) return items;
+      this.expect(',');
+    }
+  }
+
+  private object(depth: number): JsonObject {
+    this.index += 1;
+    const object = Object.create(null) as Record<string, JsonValue>;
+    if (this.closes('}')) return object;
+    for (;;) {
+      this.skipWhitespace();
+      if (this.text[this.index] !== '"') throw this.fail('expected a property name');
+      const key = this.string();
+      if (Object.hasOwn(object, key)) throw malformed(`${this.what} gives the property ${JSON.stringify(key)} more than once`);
+      this.expect(':');
+      object[key] = this.value(depth + 1);
+      if (this.closes('}')) return object;
+      this.expect(',');
+    }
+  }
+}
+
+const UTF8 = new TextDecoder('utf-8', { fatal: true });
+
+/** Parses UTF-8 JSON bytes; every problem is a `request_malformed` refusal naming `what`. */
+export function parseStrictJson(bytes: Uint8Array, what: string): JsonValue {
+  let text: string;
+  try {
+    text = UTF8.decode(bytes);
+  } catch {
+    throw malformed(`${what} is not valid UTF-8`);
+  }
+  return new Parser(text, what).parseDocument();
+}
+
+export function isJsonObject(value: JsonValue | undefined): value is JsonObject {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+export function isJsonArray(value: JsonValue | undefined): value is readonly JsonValue[] {
+  return Array.isArray(value);
+}

@@ -1,0 +1,108 @@
+/**
+ * The amount of a Checkout Session or a Subscription: the sum of its line items'
+ * `price_data[unit_amount]` × `quantity`. A line item naming a Price by id, and anything Stripe
+ * adds on top of the items (tax, shipping), is not in the request: such a call falls back to the
+ * key's per-call estimate, never below what the visible items add up to.
+ */
+import { malformed } from './refusal.js';
+import { ceilDiv, minorToMicros, parseCurrency, parseMinorAmount, toSafeNumber } from './currency.js';
+import { listAt, mapAt, scalarAt, type FormMap, type FormNode } from './form-body.js';
+import type { PriceTables } from './price-tables.js';
+
+/** `unit_amount_decimal` has up to 12 decimal places: totals are kept in 10^-12 minor units. */
+export const DECIMAL_SCALE = 12;
+const SCALE = 10n ** BigInt(DECIMAL_SCALE);
+const UNIT_AMOUNT_DECIMAL = /^(\d+)(?:\.(\d{1,12}))?$/;
+const COUNT = /^\d{1,15}$/;
+/** Stripe's default `adjustable_quantity[maximum]`. */
+const DEFAULT_ADJUSTABLE_MAXIMUM = 99n;
+
+export interface LineItemTotal {
+  /** Sum per currency, in 10^-12 minor units. */
+  readonly byCurrency: Map<string, bigint>;
+  /** Why the visible items are not the whole amount; empty when they are. */
+  readonly hidden: string[];
+}
+
+export function emptyTotal(): LineItemTotal {
+  return { byCurrency: new Map(), hidden: [] };
+}
+
+function parseCount(text: string, field: string): bigint {
+  if (!COUNT.test(text)) throw malformed(`${field} must be a whole number in decimal digits, got ${JSON.stringify(text)}`);
+  return BigInt(text);
+}
+
+function parseUnitAmountDecimal(text: string, field: string): bigint {
+  const match = UNIT_AMOUNT_DECIMAL.exec(text);
+  if (match === null || text.length > 40) throw malformed(`${field} must be a decimal number with at most 12 decimal places, got ${JSON.stringify(text)}`);
+  const [, whole = '0', fraction = ''] = match;
+  return BigInt(whole) * SCALE + BigInt(fraction.padEnd(DECIMAL_SCALE, '0'));
+}
+
+/** True when a parameter is set: Stripe reads an empty value as "unset". */
+function isSet(node: FormNode | undefined): boolean {
+  return node !== undefined && node !== '';
+}
+
+function quantityOf(item: FormMap, field: string, adjustable: boolean): bigint {
+  const stated = scalarAt(item, ['quantity']);
+  let quantity = stated === undefined ? 1n : parseCount(stated, `${field}[quantity]`);
+  // A customer may raise an adjustable quantity up to its maximum on the payment page.
+  if (adjustable && scalarAt(item, ['adjustable_quantity', 'enabled']) === 'true') {
+    const maximumText = scalarAt(item, ['adjustable_quantity', 'maximum']);
+    const maximum = maximumText === undefined ? DEFAULT_ADJUSTABLE_MAXIMUM : parseCount(maximumText, `${field}[adjustable_quantity][maximum]`);
+    if (maximum > quantity) quantity = maximum;
+  }
+  return quantity;
+}
+
+/**
+ * Adds the list parameter `listName` to `total`. `fallbackCurrency` is the object's own
+ * `currency`, used by a `price_data` that names none.
+ */
+export function addLineItems(params: FormMap, listName: string, fallbackCurrency: string | undefined, total: LineItemTotal, options: { adjustable: boolean }): void {
+  for (const { index, item } of listAt(params, listName)) {
+    const field = `${listName}[${index}]`;
+    const priceId = scalarAt(item, ['price']);
+    const priceData = mapAt(item, ['price_data']);
+    if (isSet(item.get('tax_rates')) || isSet(item.get('dynamic_tax_rates'))) total.hidden.push(`${field} has tax rates added on top`);
+    if (priceId !== undefined && priceData !== undefined) throw malformed(`${field} gives both price and price_data`);
+    const quantity = quantityOf(item, field, options.adjustable);
+    if (priceId !== undefined) {
+      total.hidden.push(`${field} names the Price ${JSON.stringify(priceId)}, whose amount the request does not state`);
+      continue;
+    }
+    if (priceData === undefined) throw malformed(`${field} needs price or price_data`);
+    const unitAmount = scalarAt(priceData, ['unit_amount']);
+    const unitAmountDecimal = scalarAt(priceData, ['unit_amount_decimal']);
+    if (unitAmount !== undefined && unitAmountDecimal !== undefined) throw malformed(`${field}[price_data] gives both unit_amount and unit_amount_decimal`);
+    let scaled: bigint;
+    if (unitAmount !== undefined) scaled = parseMinorAmount(unitAmount, `${field}[price_data][unit_amount]`) * SCALE;
+    else if (unitAmountDecimal !== undefined) scaled = parseUnitAmountDecimal(unitAmountDecimal, `${field}[price_data][unit_amount_decimal]`);
+    else throw malformed(`${field}[price_data] needs unit_amount or unit_amount_decimal`);
+    const currencyText = scalarAt(priceData, ['currency']) ?? fallbackCurrency;
+    if (currencyText === undefined) throw malformed(`${field}[price_data][currency] is required`);
+    const currency = parseCurrency(currencyText, `${field}[price_data][currency]`);
+    total.byCurrency.set(currency, (total.byCurrency.get(currency) ?? 0n) + scaled * quantity);
+  }
+}
+
+export interface PricedTotal {
+  readonly micros: number;
+  /** In the minor unit, rounded up; null when the items are in more than one currency. */
+  readonly amount: number | null;
+  readonly currency: string | null;
+}
+
+/** The visible items in micro-USD: each currency's exact sum converted once, rounded up. */
+export function priceTotal(total: LineItemTotal, tables: PriceTables): PricedTotal {
+  let micros = 0n;
+  for (const [currency, scaled] of total.byCurrency) micros += BigInt(minorToMicros(scaled, currency, tables, DECIMAL_SCALE));
+  const single = total.byCurrency.size === 1 ? [...total.byCurrency][0] : undefined;
+  return {
+    micros: toSafeNumber(micros, 'the line items total in micro-USD'),
+    amount: single === undefined ? null : toSafeNumber(ceilDiv(single[1], SCALE), 'the line items total'),
+    currency: single?.[0] ?? null,
+  };
+}

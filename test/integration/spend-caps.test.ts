@@ -1,0 +1,183 @@
+/**
+ * The cap holds across real data-plane processes: concurrent calls of random amounts through
+ * three data planes never move more than the cap, and reach it to within one call; a data
+ * plane killed with SIGKILL or cut off from the control plane changes neither.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import type { KeySpec } from '../../gen/keybrake/v1/operator.js';
+import { createTestStack, startTestControlPlane, type TestControlPlane, type TestStack } from '../support/control-plane.js';
+import { startTestDataPlane, type TestDataPlane } from '../support/data-plane.js';
+import { startTcpRelay, type TcpRelay } from '../support/tcp-relay.js';
+import { headerValue, startStripeSimulator, type StripeSimulator } from '../simulators/index.js';
+
+const SECRET = 'sk_test_spendcaps_0123456789';
+const CAP_MICROS = 500_000_000; // $500
+const LEASE_TTL = '3s';
+
+let stack: TestStack;
+let cp: TestControlPlane;
+let sim: StripeSimulator;
+const stoppers: { stop(): Promise<void> }[] = [];
+
+beforeAll(async () => {
+  stack = await createTestStack();
+  cp = await startTestControlPlane(stack, { KEYBRAKE_LEASE_TTL: LEASE_TTL });
+  sim = await startStripeSimulator({ secretKey: SECRET });
+  await cp.client.setVendorCredential({ vendor: 'stripe', secret: SECRET, accountSid: '' });
+});
+afterAll(async () => {
+  for (const s of stoppers.reverse()) await s.stop().catch(() => {});
+  await sim?.stop();
+  await cp?.stop();
+});
+
+async function dataPlanes(count: number, grpc: (i: number) => string = () => cp.grpcAddress): Promise<TestDataPlane[]> {
+  const planes = await Promise.all(Array.from({ length: count }, (_, i) => startTestDataPlane(stack, grpc(i), { stripe: sim.url }, { KEYBRAKE_LEASE_TTL: LEASE_TTL })));
+  stoppers.push(...planes);
+  return planes;
+}
+
+async function issue(label: string): Promise<{ id: string; vaultKey: string }> {
+  const spec: KeySpec = { vendor: 'stripe', label, allowedEndpoints: ['POST /v1/charges'], dailyCapMicros: 0, budgetMicros: CAP_MICROS, expiresInSeconds: 3600, perCallEstimateMicros: 0 };
+  const { issued } = await cp.client.issueKey({ spec });
+  return { id: issued!.key!.id, vaultKey: issued!.vaultKey };
+}
+
+/** Deterministic amounts in cents: $1.00 up to `maxCents`. */
+function amounts(count: number, seed: number, maxCents = 5000): number[] {
+  let state = seed;
+  return Array.from({ length: count }, () => {
+    state = (state * 1103515245 + 12345) % 2 ** 31;
+    return 100 + (state % (maxCents - 99));
+  });
+}
+
+interface Outcome {
+  readonly status: number;
+  readonly code: string | null;
+}
+
+async function charge(dp: TestDataPlane, vaultKey: string, cents: number, label: string): Promise<Outcome> {
+  const body = `amount=${cents}&currency=usd&source=tok_visa&description=${encodeURIComponent(label)}`;
+  try {
+    const response = await fetch(`${dp.url}/v1/charges`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${vaultKey}`, 'content-type': 'application/x-www-form-urlencoded' },
+      body,
+    });
+    await response.arrayBuffer();
+    return { status: response.status, code: response.headers.get('keybrake-error') };
+  } catch {
+    return { status: 0, code: 'connection_failed' };
+  }
+}
+
+/** Runs the calls with at most `parallel` in flight, spread round-robin over the data planes. */
+async function fanOut(planes: () => TestDataPlane[], vaultKey: string, cents: readonly number[], label: string, parallel: number, onProgress?: (done: number) => void): Promise<Outcome[]> {
+  const outcomes: Outcome[] = new Array(cents.length);
+  let next = 0;
+  let done = 0;
+  await Promise.all(
+    Array.from({ length: parallel }, async () => {
+      while (next < cents.length) {
+        const i = next++;
+        const live = planes();
+        outcomes[i] = await charge(live[i % live.length]!, vaultKey, cents[i]!, label);
+        onProgress?.(++done);
+      }
+    }),
+  );
+  return outcomes;
+}
+
+/** Money Stripe accepted for one label, from the wiretap: the ground truth. */
+function acceptedMicros(label: string): { micros: number; largest: number; count: number } {
+  let micros = 0;
+  let largest = 0;
+  let count = 0;
+  for (const request of sim.wiretap.requests()) {
+    const body = new URLSearchParams(request.body.toString('utf8'));
+    if (body.get('description') !== label || request.response === undefined || request.response.status !== 200) continue;
+    const cents = Number(body.get('amount'));
+    micros += cents * 10_000;
+    largest = Math.max(largest, cents * 10_000);
+    count++;
+    expect(headerValue(request, 'authorization')).toBe(`Bearer ${SECRET}`);
+  }
+  return { micros, largest, count };
+}
+
+describe('three data planes, one $500 cap', () => {
+  it('~600 concurrent calls of random amounts: accepted sum <= cap and >= cap minus the largest call', async () => {
+    const planes = await dataPlanes(3);
+    const key = await issue('caps/600');
+    const cents = amounts(600, 42);
+    const outcomes = await fanOut(() => planes, key.vaultKey, cents, 'caps/600', 48);
+
+    const accepted = acceptedMicros('caps/600');
+    expect(accepted.micros).toBeLessThanOrEqual(CAP_MICROS);
+    expect(accepted.micros).toBeGreaterThanOrEqual(CAP_MICROS - 50 * 1_000_000);
+    const denied = outcomes.filter((o) => o.status !== 200);
+    expect(denied.length).toBeGreaterThan(400);
+    for (const o of denied) expect(o).toEqual({ status: 429, code: 'spend_cap_exceeded' });
+    expect(outcomes.filter((o) => o.status === 200)).toHaveLength(accepted.count);
+
+    // After clean shutdowns every lease is reported: the ledger says what Stripe saw.
+    await Promise.all(planes.map((p) => p.stop()));
+    const { body } = await cp.http('GET', `/vault/keys/${key.id}`);
+    expect(body.spent_micros).toBe(accepted.micros);
+    expect(body.leased_micros).toBe(0);
+    expect(body.at_risk_micros).toBe(0);
+    expect(body.remaining_micros).toBe(CAP_MICROS - accepted.micros);
+  });
+});
+
+describe('failures', () => {
+  it('kill -9 of a data plane under load: no overspend, the others keep serving, its unreported grant is at risk', async () => {
+    const planes = await dataPlanes(3);
+    const key = await issue('caps/kill');
+    const victim = planes[2]!;
+    let killed = false;
+    const cents = amounts(500, 7, 1000);
+    const outcomes = await fanOut(() => (killed ? planes.slice(0, 2) : planes), key.vaultKey, cents, 'caps/kill', 30, (done) => {
+      if (done === 20 && !killed) {
+        killed = true;
+        process.kill(victim.pid, 'SIGKILL');
+      }
+    });
+    const accepted = acceptedMicros('caps/kill');
+    expect(accepted.micros).toBeLessThanOrEqual(CAP_MICROS);
+    const afterKill = outcomes.slice(60);
+    expect(afterKill.some((o) => o.status === 200)).toBe(true);
+    for (const o of afterKill) expect([200, 429]).toContain(o.status);
+
+    // Once its lease expires, what the victim never reported is counted as at risk.
+    await new Promise((r) => setTimeout(r, 3000 + 1000 + 2000));
+    const { body } = await cp.http('GET', `/vault/keys/${key.id}`);
+    expect(body.spent_micros + body.at_risk_micros + body.leased_micros).toBeLessThanOrEqual(CAP_MICROS);
+    expect(body.spent_micros).toBeLessThanOrEqual(accepted.micros);
+  });
+
+  it('a data plane cut off from the control plane serves only what it holds, then refuses; the others carry on', async () => {
+    const relay: TcpRelay = await startTcpRelay(cp.grpcAddress);
+    stoppers.push(relay);
+    const planes = await dataPlanes(2, (i) => (i === 0 ? relay.address : cp.grpcAddress));
+    const key = await issue('caps/partition');
+    const cents = amounts(400, 99);
+    let cutAt = 0;
+    const outcomes = await fanOut(() => planes, key.vaultKey, cents, 'caps/partition', 8, (done) => {
+      if (done === 40) {
+        relay.cut();
+        cutAt = Date.now();
+      }
+    });
+    const accepted = acceptedMicros('caps/partition');
+    expect(accepted.micros).toBeLessThanOrEqual(CAP_MICROS);
+    for (const o of outcomes) expect([200, 429, 503]).toContain(o.status);
+    // The cut-off plane fails closed with 503 once its lease or policy runs out.
+    const late = await charge(planes[0]!, key.vaultKey, 100, 'caps/partition-late');
+    if (Date.now() - cutAt > 3000) expect(late).toEqual({ status: 503, code: 'control_plane_unavailable' });
+    expect((await charge(planes[1]!, key.vaultKey, 100, 'caps/partition-late')).status).not.toBe(503);
+  });
+});
