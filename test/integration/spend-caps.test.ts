@@ -181,3 +181,38 @@ describe('failures', () => {
     expect((await charge(planes[1]!, key.vaultKey, 100, 'caps/partition-late')).status).not.toBe(503);
   });
 });
+
+describe('denials a caller can act on', () => {
+  it('402 for a call that could never fit, 429 with Retry-After at the daily reset, 402 for an amount the request hides', async () => {
+    const [dp] = await dataPlanes(1);
+    const spec: KeySpec = {
+      vendor: 'stripe', label: 'caps/daily', allowedEndpoints: ['POST /v1/charges', 'POST /v1/payment_intents/*/confirm'],
+      dailyCapMicros: 10_000_000, budgetMicros: 0, expiresInSeconds: 3600, perCallEstimateMicros: 0,
+    };
+    const { issued } = await cp.client.issueKey({ spec });
+    const post = (path: string, body: string) =>
+      fetch(`${dp!.url}${path}`, { method: 'POST', headers: { authorization: `Bearer ${issued!.vaultKey}`, 'content-type': 'application/x-www-form-urlencoded' }, body });
+
+    const tooBig = await post('/v1/charges', 'amount=2000&currency=usd&source=tok_visa');
+    expect(tooBig.status).toBe(402);
+    expect(tooBig.headers.get('keybrake-error')).toBe('amount_exceeds_key_limit');
+    expect(tooBig.headers.get('stripe-should-retry')).toBe('false');
+    expect((await tooBig.json()).error.message).toMatch(/more than the key's whole daily cap of \$10\.00/);
+
+    expect((await post('/v1/charges', 'amount=600&currency=usd&source=tok_visa')).status).toBe(200);
+    const over = await post('/v1/charges', 'amount=600&currency=usd&source=tok_visa');
+    expect(over.status).toBe(429);
+    expect(over.headers.get('keybrake-error')).toBe('spend_cap_exceeded');
+    const midnight = Date.parse(`${new Date().toISOString().slice(0, 10)}T00:00:00Z`) + 86_400_000;
+    expect(Number(over.headers.get('retry-after'))).toBeCloseTo((midnight - Date.now()) / 1000, -1);
+
+    const hidden = await post('/v1/payment_intents/pi_123/confirm', '');
+    expect(hidden.status).toBe(402);
+    expect((await hidden.json()).error.message).toMatch(/per_call_estimate_usd/);
+
+    // A currency with no operator-set rate is refused, never guessed.
+    const unpriced = await post('/v1/charges', 'amount=100&currency=xts&source=tok_visa');
+    expect(unpriced.status).toBe(400);
+    expect(unpriced.headers.get('keybrake-error')).toBe('request_malformed');
+  });
+});
