@@ -197,7 +197,7 @@ describe('denials a caller can act on', () => {
     expect(tooBig.status).toBe(402);
     expect(tooBig.headers.get('keybrake-error')).toBe('amount_exceeds_key_limit');
     expect(tooBig.headers.get('stripe-should-retry')).toBe('false');
-    expect((await tooBig.json()).error.message).toMatch(/more than the key's whole daily cap of \$10\.00/);
+    expect(((await tooBig.json()) as { error: { message: string } }).error.message).toMatch(/more than the key's whole daily cap of \$10\.00/);
 
     expect((await post('/v1/charges', 'amount=600&currency=usd&source=tok_visa')).status).toBe(200);
     const over = await post('/v1/charges', 'amount=600&currency=usd&source=tok_visa');
@@ -208,7 +208,7 @@ describe('denials a caller can act on', () => {
 
     const hidden = await post('/v1/payment_intents/pi_123/confirm', '');
     expect(hidden.status).toBe(402);
-    expect((await hidden.json()).error.message).toMatch(/per_call_estimate_usd/);
+    expect(((await hidden.json()) as { error: { message: string } }).error.message).toMatch(/per_call_estimate_usd/);
 
     // A currency with no operator-set rate is refused, never guessed.
     const unpriced = await post('/v1/charges', 'amount=100&currency=xts&source=tok_visa');
