@@ -7,6 +7,8 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import { OperatorError, invalidField } from '../core/operator-error.js';
 import type { Logger } from '../core/logger.js';
 import {
+  auditEntryToJson,
+  parseAuditQuery,
   parseJsonObject,
   parseKeySpecJson,
   parseListKeysQuery,
@@ -122,8 +124,8 @@ export function createAdminHttpServer(options: AdminHttpOptions): Server {
       method: 'GET',
       pattern: /^\/audit$/,
       handle: async (ctx) => {
-        await service.queryAudit(await ctx.caller(), { idempotencyKey: '', label: '', keyId: '', vendor: '', since: undefined, until: undefined, limit: 0, cursor: '' });
-        return ok({ entries: [] });
+        const response = await service.queryAudit(await ctx.caller(), parseAuditQuery(ctx.url.searchParams));
+        return ok({ entries: response.entries.map(auditEntryToJson), next_cursor: response.nextCursor === '' ? null : response.nextCursor });
       },
     },
   ];

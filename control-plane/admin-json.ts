@@ -7,7 +7,7 @@ import { parseDurationSeconds } from '../core/duration.js';
 import { describeType, formatMicrosAsUsd, parseUsdToMicros } from '../core/money.js';
 import { OperatorError, invalidField } from '../core/operator-error.js';
 import { parseVendor } from '../core/vendors.js';
-import { KeyStatus, TokenRole, type KeySpec, type ListKeysRequest, type VaultKey } from '../gen/keybrake/v1/operator.js';
+import { KeyStatus, TokenRole, type AuditEntry, type KeySpec, type ListKeysRequest, type QueryAuditRequest, type VaultKey } from '../gen/keybrake/v1/operator.js';
 
 type JsonObject = Record<string, unknown>;
 
@@ -195,4 +195,58 @@ function expirySeconds({ field, value }: Picked): number {
 function positive(seconds: number, field: string): number {
   if (seconds <= 0) throw invalidField(field, 'must be greater than 0');
   return seconds;
+}
+
+/** `GET /audit?idempotency_key=&label=&key_id=&vendor=&vendor_object_id=&since=&until=&limit=&cursor=` */
+export function parseAuditQuery(query: URLSearchParams): QueryAuditRequest {
+  const limit = query.get('limit');
+  if (limit !== null && !/^\d+$/.test(limit)) throw invalidField('limit', `must be a whole number, got ${JSON.stringify(limit)}`);
+  return {
+    idempotencyKey: query.get('idempotency_key') ?? '',
+    label: query.get('label') ?? '',
+    keyId: query.get('key_id') ?? '',
+    vendor: query.get('vendor') ?? '',
+    vendorObjectId: query.get('vendor_object_id') ?? '',
+    since: parseInstant(query.get('since'), 'since'),
+    until: parseInstant(query.get('until'), 'until'),
+    limit: limit === null ? 0 : Number(limit),
+    cursor: query.get('cursor') ?? '',
+  };
+}
+
+/** An ISO 8601 timestamp or unix seconds. */
+function parseInstant(text: string | null, field: string): Date | undefined {
+  if (text === null || text === '') return undefined;
+  const ms = /^\d+$/.test(text) ? Number(text) * 1000 : Date.parse(text);
+  if (!Number.isFinite(ms)) throw invalidField(field, `must be an ISO 8601 time or unix seconds, got ${JSON.stringify(text)}`);
+  return new Date(ms);
+}
+
+/** An audit entry as the HTTP API shows it (the contract's shape): absent values are null. */
+export function auditEntryToJson(entry: AuditEntry): Record<string, unknown> {
+  const text = (value: string) => (value === '' ? null : value);
+  return {
+    id: entry.id,
+    ts: entry.ts?.toISOString() ?? null,
+    key_id: text(entry.keyId),
+    label: text(entry.label),
+    vendor: entry.vendor,
+    method: entry.method,
+    path: entry.path,
+    status: entry.status,
+    decision: entry.decision,
+    reason: text(entry.reason),
+    amount: entry.amount < 0 ? null : entry.amount,
+    currency: text(entry.currency),
+    usd_micros: entry.usdMicros,
+    usd: formatMicrosAsUsd(entry.usdMicros),
+    estimated_usd_micros: entry.estimatedUsdMicros,
+    idempotency_key: text(entry.idempotencyKey),
+    vendor_request_id: text(entry.vendorRequestId),
+    vendor_object_id: text(entry.vendorObjectId),
+    stripe_charge_id: text(entry.stripeChargeId),
+    replayed: entry.replayed,
+    dataplane_id: entry.dataplaneId,
+    latency_ms: entry.latencyMs,
+  };
 }

@@ -16,6 +16,8 @@ export interface ControlPlaneConfig {
   readonly heartbeatIntervalMs: number;
   /** Spend lease TTL (KEYBRAKE_LEASE_TTL, default 30s): how long a silent data plane may spend what it holds. */
   readonly leaseTtlMs: number;
+  /** Days of audit kept (KEYBRAKE_AUDIT_RETENTION_DAYS, default 400): older day partitions are dropped. */
+  readonly auditRetentionDays: number;
 }
 
 const MIN_TOKEN_LENGTH = 24;
@@ -55,7 +57,11 @@ export function compileControlPlaneConfig(env: Env): ControlPlaneConfig {
   }
   if (leaseSeconds < 1) throw new ConfigError('KEYBRAKE_LEASE_TTL', 'must be at least 1s');
 
+  const retentionText = readOptional(env, 'KEYBRAKE_AUDIT_RETENTION_DAYS') ?? '400';
+  if (!/^\d+$/.test(retentionText) || Number(retentionText) < 1) throw new ConfigError('KEYBRAKE_AUDIT_RETENTION_DAYS', `must be a whole number of days, at least 1; got ${JSON.stringify(retentionText)}`);
+
   return {
+    auditRetentionDays: Number(retentionText),
     heartbeatIntervalMs: heartbeatSeconds * 1000,
     leaseTtlMs: leaseSeconds * 1000,
     etcdEndpoints: parseUrlList(env, 'KEYBRAKE_ETCD_ENDPOINTS', 'http://127.0.0.1:2379'),

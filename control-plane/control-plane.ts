@@ -13,6 +13,7 @@ import type { ControlPlaneConfig } from './config.js';
 import { deriveKeys } from './crypto.js';
 import { createPool, runMigrations } from './database.js';
 import { EtcdStore } from './etcd-store.js';
+import { AuditStore } from './audit-store.js';
 import { EtcdBudgetLedger } from './budget-ledger.js';
 import { createDataPlaneService, DataPlaneStreams } from './dataplane-service.js';
 import { LeaseService } from './lease-service.js';
@@ -41,10 +42,12 @@ export async function startControlPlane(config: ControlPlaneConfig, logger: Logg
     logger,
   });
   const streams = new DataPlaneStreams();
+  const audit = new AuditStore(pool, logger);
   let stopReclaimWatch: (() => Promise<void>) | null = null;
   try {
     await store.ping();
     await runMigrations(pool, logger);
+    await audit.maintainPartitions(Date.now(), config.auditRetentionDays);
     await feed.start();
     // A holder asked for more than was unleased: every replica tells its connected holders of
     // that account to give back what they do not use.
@@ -64,8 +67,11 @@ export async function startControlPlane(config: ControlPlaneConfig, logger: Logg
     throw error;
   }
 
-  const service = new OperatorService({ store, keys, adminToken: config.adminToken, spend: (records) => summariseSpend(ledger, records) });
-  const dataPlaneService = createDataPlaneService({ feed, leases, streams, dataplaneToken: config.dataplaneToken, pepper: keys.pepper, logger, heartbeatIntervalMs: config.heartbeatIntervalMs });
+  const service = new OperatorService({ store, keys, adminToken: config.adminToken, spend: (records) => summariseSpend(ledger, records), audit });
+  const partitionKeeper = setInterval(() => {
+    audit.maintainPartitions(Date.now(), config.auditRetentionDays).catch((error: unknown) => logger.warn({ err: error instanceof Error ? error.message : String(error) }, 'audit partition maintenance failed'));
+  }, 3_600_000);
+  const dataPlaneService = createDataPlaneService({ feed, leases, audit, streams, dataplaneToken: config.dataplaneToken, pepper: keys.pepper, logger, heartbeatIntervalMs: config.heartbeatIntervalMs });
   const sweeper = setInterval(() => {
     leases.sweep().catch((error: unknown) => logger.warn({ err: error instanceof Error ? error.message : String(error) }, 'lease sweep failed'));
   }, Math.max(500, Math.floor(config.leaseTtlMs / 4)));
@@ -91,6 +97,7 @@ export async function startControlPlane(config: ControlPlaneConfig, logger: Logg
       stopping ??= (async () => {
         for (const name of ['', ...SERVICE_NAMES]) health.setStatus(name, 'NOT_SERVING');
         clearInterval(sweeper);
+        clearInterval(partitionKeeper);
         await stopReclaimWatch?.();
         await feed.stop();
         // Data-plane streams never end on their own: tryShutdown would wait for them forever.

@@ -10,12 +10,15 @@ import { Metadata, status, type ServerDuplexStream } from '@grpc/grpc-js';
 import type { Logger } from '../core/logger.js';
 import type { ConnectRequest, ConnectResponse, DataPlaneServiceServer } from '../gen/keybrake/v1/dataplane.js';
 import { constantTimeEqual } from './crypto.js';
+import type { AuditRecord } from '../gen/keybrake/v1/dataplane.js';
+import type { AuditStore } from './audit-store.js';
 import type { LeaseService } from './lease-service.js';
 import type { FeedEvent, PolicyFeed } from './policy-feed.js';
 
 export interface DataPlaneServiceOptions {
   readonly feed: PolicyFeed;
   readonly leases: LeaseService;
+  readonly audit: AuditStore;
   /** Streams by data-plane id, so reclaims reach the holders connected here. */
   readonly streams: DataPlaneStreams;
   readonly dataplaneToken: string;
@@ -75,7 +78,37 @@ export function createDataPlaneService(options: DataPlaneServiceOptions): DataPl
         heartbeat = null;
       };
 
+      // Audit batches are committed in the order they came, then acknowledged.
+      let auditChain: Promise<void> = Promise.resolve();
+      const lastSeqs = new Map<string, number>();
+      const ingest = async (records: readonly AuditRecord[]) => {
+        const byIncarnation = new Map<string, AuditRecord[]>();
+        for (const record of records) byIncarnation.set(record.incarnation, [...(byIncarnation.get(record.incarnation) ?? []), record]);
+        await options.audit.insert(dataplaneId, records);
+        for (const [incarnation, group] of byIncarnation) {
+          const seqs = group.map((r) => r.seq).sort((a, b) => a - b);
+          const first = seqs[0]!;
+          const last = seqs.at(-1)!;
+          const previous = lastSeqs.get(incarnation);
+          if (previous !== undefined && first > previous + 1) await options.audit.recordGap(dataplaneId, incarnation, previous + 1, first - 1);
+          lastSeqs.set(incarnation, Math.max(previous ?? 0, last));
+          send({ auditAck: { incarnation, upToSeq: last } });
+        }
+      };
+
       call.on('data', (request: ConnectRequest) => {
+        if (request.auditBatch !== undefined && unsubscribe !== null) {
+          const records = request.auditBatch.records;
+          auditChain = auditChain.then(
+            () => ingest(records),
+            () => ingest(records),
+          ).catch((error: unknown) => {
+            // Not acknowledged: the data plane keeps the records and sends them again after a reconnect.
+            logger.error({ err: error instanceof Error ? error.message : String(error), dataplane_id: dataplaneId }, 'could not store audit records');
+            call.destroy(error instanceof Error ? error : new Error(String(error)));
+          });
+          return;
+        }
         if (request.leaseRequest !== undefined && unsubscribe !== null) {
           options.leases.handleLeaseRequest(dataplaneId, request.leaseRequest).then(
             (grant) => send({ leaseGrant: grant }),

@@ -32,6 +32,7 @@ import {
   type VaultKey,
 } from '../gen/keybrake/v1/operator.js';
 import { constantTimeEqual, keyedHash, sealSecret, type DerivedKeys } from './crypto.js';
+import type { AuditStore } from './audit-store.js';
 import { compileKeySpec } from './key-spec.js';
 import { bindingCapMicros, keyStatus, type KeyRecord, type KeyStatusName } from './key-record.js';
 import type { KeyStore, TokenRecord, TokenRoleName } from './store.js';
@@ -62,6 +63,8 @@ export interface OperatorServiceOptions {
   readonly adminToken: string;
   /** Spend per key from the budget ledger; without it keys show nothing spent. */
   readonly spend?: (records: readonly KeyRecord[]) => Promise<Map<string, KeySpend>>;
+  /** The audit trail; without it QueryAudit is unimplemented. */
+  readonly audit?: AuditStore;
   readonly now?: () => number;
 }
 
@@ -71,8 +74,10 @@ export class OperatorService {
   private readonly adminToken: string;
   private readonly now: () => number;
   private readonly spend: (records: readonly KeyRecord[]) => Promise<Map<string, KeySpend>>;
+  private readonly audit: AuditStore | undefined;
 
   constructor(options: OperatorServiceOptions) {
+    this.audit = options.audit;
     this.spend = options.spend ?? (async () => new Map());
     this.store = options.store;
     this.keys = options.keys;
@@ -214,10 +219,28 @@ export class OperatorService {
     return { token, info: { id: record.id, name: record.name, role: request.role, createdAt: new Date(record.createdAtMs) } };
   }
 
-  async queryAudit(caller: Caller, _request: QueryAuditRequest): Promise<QueryAuditResponse> {
+  async queryAudit(caller: Caller, request: QueryAuditRequest): Promise<QueryAuditResponse> {
     this.authorize(caller, 'audit.read');
-    // The audit trail (data-plane spool → PostgreSQL) is its own piece of work.
-    throw new OperatorError('unimplemented', 'the audit trail is not recorded yet');
+    if (this.audit === undefined) throw new OperatorError('unimplemented', 'this control plane has no audit store');
+    const limit = request.limit === 0 ? DEFAULT_PAGE_SIZE : request.limit;
+    if (!Number.isInteger(limit) || limit < 1 || limit > MAX_PAGE_SIZE) throw invalidField('limit', `must be 1 to ${MAX_PAGE_SIZE}`);
+    if (request.vendor !== '') parseVendor(request.vendor);
+    const since = request.since?.getTime();
+    const until = request.until?.getTime();
+    if (since !== undefined && until !== undefined && since >= until) throw invalidField('since', 'must be before until');
+    const { rows, nextCursor } = await this.audit.query({
+      idempotencyKey: request.idempotencyKey, label: request.label, keyId: request.keyId, vendor: request.vendor, vendorObjectId: request.vendorObjectId,
+      ...(since === undefined ? {} : { sinceMs: since }), ...(until === undefined ? {} : { untilMs: until }), limit, cursor: request.cursor,
+    });
+    return {
+      entries: rows.map((row) => ({
+        id: row.id, ts: row.ts, keyId: row.keyId, label: row.label, vendor: row.vendor, method: row.method, path: row.path, status: row.status,
+        decision: row.decision, reason: row.reason, amount: row.amount ?? -1, currency: row.currency, usdMicros: row.usdMicros,
+        estimatedUsdMicros: row.estimatedUsdMicros, idempotencyKey: row.idempotencyKey, vendorRequestId: row.vendorRequestId,
+        vendorObjectId: row.vendorObjectId, stripeChargeId: row.stripeChargeId, dataplaneId: row.dataplaneId, latencyMs: row.latencyMs, replayed: row.replayed,
+      })),
+      nextCursor,
+    };
   }
 
   private async requireKey(id: string): Promise<KeyRecord> {

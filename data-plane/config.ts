@@ -21,6 +21,8 @@ export interface DataPlaneConfig {
   readonly requestTimeoutMs: number;
   /** Exchange rates and vendor prices (KEYBRAKE_PRICE_TABLES: a JSON file; defaults otherwise). */
   readonly priceTables: PriceTables;
+  /** Unacknowledged audit the spool may hold before forwarding stops (KEYBRAKE_AUDIT_SPOOL_MAX_BYTES, default 256 MiB). */
+  readonly auditSpoolMaxBytes: number;
 }
 
 function readPriceTables(env: Env): PriceTables {
@@ -92,5 +94,6 @@ export function compileDataPlaneConfig(env: Env): DataPlaneConfig {
     upstreamTimeoutMs: readDurationMs(env, 'KEYBRAKE_UPSTREAM_TIMEOUT', '60s'),
     requestTimeoutMs: readDurationMs(env, 'KEYBRAKE_REQUEST_TIMEOUT', '30s'),
     priceTables: readPriceTables(env),
+    auditSpoolMaxBytes: readPositiveInteger(env, 'KEYBRAKE_AUDIT_SPOOL_MAX_BYTES', 256 * 1024 * 1024),
   };
 }

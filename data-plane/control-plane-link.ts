@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { credentials, Metadata, type ClientDuplexStream } from '@grpc/grpc-js';
 
 import type { Logger } from '../core/logger.js';
-import { DataPlaneServiceClient, type ConnectRequest, type ConnectResponse, type LeaseGrant, type ReclaimRequest } from '../gen/keybrake/v1/dataplane.js';
+import { DataPlaneServiceClient, type AuditAck, type ConnectRequest, type ConnectResponse, type LeaseGrant, type ReclaimRequest } from '../gen/keybrake/v1/dataplane.js';
 import type { PolicyCache } from './policy-cache.js';
 
 export interface ControlPlaneLinkOptions {
@@ -22,6 +22,9 @@ export interface ControlPlaneLinkOptions {
   /** Lease answers and reclaim requests go to the spend side. */
   readonly onLeaseGrant?: (grant: LeaseGrant) => void;
   readonly onReclaim?: (reclaim: ReclaimRequest) => void;
+  readonly onAuditAck?: (ack: AuditAck) => void;
+  /** A stream has delivered its snapshot: whatever must be (re)sent can go now. */
+  readonly onSynced?: () => void;
 }
 
 const MIN_BACKOFF_MS = 100;
@@ -120,6 +123,7 @@ export class ControlPlaneLink {
       this.synced = true;
       this.options.logger.info({ control_plane: address, keys: cache.keyCount, revision: cache.revision }, 'policy snapshot applied');
       for (const listener of this.connectedListeners.splice(0)) listener();
+      this.options.onSynced?.();
     } else if (message.keyUpdate?.key !== undefined) {
       cache.applyKey(message.keyUpdate.key, message.keyUpdate.revision, now);
     } else if (message.keyRemoval !== undefined) {
@@ -134,6 +138,9 @@ export class ControlPlaneLink {
     } else if (message.reclaim !== undefined) {
       cache.heard(now);
       this.options.onReclaim?.(message.reclaim);
+    } else if (message.auditAck !== undefined) {
+      cache.heard(now);
+      this.options.onAuditAck?.(message.auditAck);
     }
   }
 }

@@ -16,6 +16,8 @@ import { createProxyHandler } from './proxy.js';
 import { PROXY_ERROR_STATUS, type ProxyErrorCode } from './proxy-error.js';
 import { Upstreams } from './upstream.js';
 import { LeaseBook } from './lease-book.js';
+import { AuditShipper } from './audit-shipper.js';
+import { AuditSpool } from './audit-spool.js';
 import { SpendGate } from './spend-gate.js';
 
 export interface RunningDataPlane {
@@ -34,6 +36,7 @@ export async function startDataPlane(config: DataPlaneConfig, logger: Logger): P
   // Late-bound: the book needs the link's incarnation, the link needs the gate's callbacks.
   let book: LeaseBook | null = null;
   let gate: SpendGate | null = null;
+  let shipper: AuditShipper | null = null;
   const link = new ControlPlaneLink({
     controlPlanes: config.controlPlanes,
     dataplaneToken: config.dataplaneToken,
@@ -48,16 +51,26 @@ export async function startDataPlane(config: DataPlaneConfig, logger: Logger): P
       const message = book?.onReclaim(reclaim, performance.now());
       if (message !== undefined && message !== null) link.send([message]);
     },
+    onAuditAck: (ack) => shipper?.onAck(ack),
+    onSynced: () => shipper?.onReconnect(),
   });
+  const spool = AuditSpool.open({ dir: config.auditSpoolDir, incarnation: link.incarnation, maxBytes: config.auditSpoolMaxBytes });
+  if (spool.pendingCount > 0) logger.info({ records: spool.pendingCount }, 'replaying audit records spooled by an earlier run');
+  shipper = new AuditShipper({ spool, send: (messages) => link.send(messages) });
+  const auditShipper = shipper;
   book = new LeaseBook({ dataplaneId: config.dataplaneId, incarnation: link.incarnation });
   const leaseBook = book;
   gate = new SpendGate({ book, send: (messages) => link.send(messages) });
   const ticker = setInterval(() => {
     const messages = leaseBook.tick(performance.now());
     if (messages.length > 0) link.send(messages);
+    auditShipper.pump();
   }, 200);
   const metrics = createDataPlaneMetrics(cache);
-  const proxy = createProxyHandler({ cache, upstreams, logger, gate, priceTables: config.priceTables, leaseTtlMs: config.leaseTtlMs, maxBodyBytes: config.maxBodyBytes });
+  const proxy = createProxyHandler({
+    cache, upstreams, logger, gate, spool, onSpooled: () => auditShipper.pump(),
+    priceTables: config.priceTables, leaseTtlMs: config.leaseTtlMs, maxBodyBytes: config.maxBodyBytes,
+  });
 
   const server = createServer({
     maxHeaderSize: MAX_HEADER_BYTES,
@@ -89,13 +102,20 @@ export async function startDataPlane(config: DataPlaneConfig, logger: Logger): P
     book: leaseBook,
     async stop() {
       clearInterval(ticker);
-      // A clean shutdown reports everything and gives unreserved budget back.
-      await link.drainAndStop(leaseBook.closeAll(performance.now()));
-      metrics.close();
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeAllConnections();
       });
+      // Give the control plane a moment to take the last audit records; what it does not take
+      // stays in the spool and is replayed on the next start.
+      for (let waited = 0; spool.pendingCount > 0 && waited < 2000; waited += 50) {
+        auditShipper.pump();
+        await new Promise((r) => setTimeout(r, 50));
+      }
+      // A clean shutdown reports everything and gives unreserved budget back.
+      await link.drainAndStop(leaseBook.closeAll(performance.now()));
+      spool.close();
+      metrics.close();
       await upstreams.close();
     },
   };

@@ -17,6 +17,7 @@ export const PROXY_ERROR_STATUS = {
   upstream_unreachable: 502,
   control_plane_unavailable: 503,
   vendor_not_configured: 503,
+  audit_unavailable: 503,
   upstream_timeout: 504,
   internal_error: 500,
 } as const;

@@ -23,7 +23,9 @@ import {
   upstreamHeaders,
 } from './pipeline.js';
 import type { PolicyCache } from './policy-cache.js';
-import { ProxyError } from './proxy-error.js';
+import { ProxyError, type ProxyErrorCode } from './proxy-error.js';
+import type { AuditRecord } from '../gen/keybrake/v1/dataplane.js';
+import type { AuditSpool } from './audit-spool.js';
 import { formatMicrosAsUsd as formatUsd } from '../core/money.js';
 import { scrubBuffer, scrubText } from './scrub.js';
 import type { Upstreams } from './upstream.js';
@@ -37,37 +39,66 @@ export interface ProxyOptions {
   readonly priceTables: PriceTables;
   readonly leaseTtlMs: number;
   readonly maxBodyBytes: number;
+  readonly spool: AuditSpool;
+  /** Called after each record is spooled (the shipper sends it on). */
+  readonly onSpooled?: () => void;
   readonly monotonicNow?: () => number;
   readonly wallNow?: () => number;
 }
 
 const BODYLESS_METHODS = new Set(['GET', 'DELETE', 'HEAD']);
 
+/** What is known about a call so far, for its audit record. */
+type AuditDraft = Omit<AuditRecord, 'seq' | 'incarnation'>;
+
+interface Reply {
+  readonly status: number;
+  readonly headers: Record<string, string | string[]>;
+  readonly body: Buffer;
+}
+
 export function createProxyHandler(options: ProxyOptions): (request: IncomingMessage, response: ServerResponse) => Promise<void> {
-  const { cache, upstreams, logger } = options;
+  const { cache, upstreams, logger, spool } = options;
   const monotonicNow = options.monotonicNow ?? (() => performance.now());
   const wallNow = options.wallNow ?? Date.now;
 
   return async (request, response) => {
     const started = monotonicNow();
     let adapter: VendorAdapter = VENDOR_ADAPTERS.stripe;
+    const draft: AuditDraft = {
+      tsUnixMs: wallNow(), keyId: '', label: '', vendor: 'stripe', method: request.method ?? '', path: '', status: 0, decision: 'denied', reason: '',
+      amount: -1, currency: '', estimatedUsdMicros: 0, usdMicros: 0, idempotencyKey: headerText(request.headers['idempotency-key']),
+      vendorRequestId: '', vendorObjectId: '', stripeChargeId: '', replayed: false, latencyMs: 0,
+    };
+    let reply: Reply;
     try {
       checkRequestHeaders(request.rawHeaders, request.headers);
       const target = canonicaliseTarget(request.url ?? '');
       adapter = VENDOR_ADAPTERS[target.prefixVendor ?? 'stripe'];
+      draft.vendor = adapter.vendor;
+      draft.path = `/${target.segments.join('/')}`;
       requireFreshPolicy(cache, monotonicNow(), options.leaseTtlMs);
       const key = await authenticateOrWait(cache, adapter, request);
+      draft.keyId = key.policy.id;
+      draft.label = key.policy.label;
       const credential = requireCredential(cache, adapter.vendor);
       const method = request.method ?? 'GET';
       const segments = adapter.forwardedSegments(target.segments, credential);
+      draft.path = `/${segments.join('/')}`;
       authorise(key, method, segments);
       checkGuardedHeaders(adapter, request.headers);
+      if (spool.isFull()) throw new ProxyError('audit_unavailable', 'the audit spool is full (no control plane has taken records for a while); nothing was forwarded');
       const body = await readBody(request, options.maxBodyBytes);
       const forms = adapter.secretForms(credential);
 
-      // Price and reserve: the call goes out only if its most it can cost fits in the lease.
+      // Price and reserve: the call goes out only if the most it can cost fits in the lease.
       const priced: PricedRequest = { vendor: adapter.vendor, method, segments, query: target.query, contentType: request.headers['content-type'], body };
       const estimate = estimateCost(priced, { perCallEstimateMicros: key.policy.perCallEstimateMicros }, options.priceTables);
+      if (estimate.kind === 'priced') {
+        draft.estimatedUsdMicros = estimate.micros;
+        draft.amount = estimate.amount ?? -1;
+        draft.currency = estimate.currency ?? '';
+      }
       const reservation = await reserve(options.gate, key, estimate, wallNow());
 
       let upstream;
@@ -80,26 +111,60 @@ export function createProxyHandler(options: ProxyOptions): (request: IncomingMes
         });
       } catch (error) {
         // Not connected: nothing was sent. Anything else: the call may have been made, so it counts.
+        const sent = !(error instanceof ProxyError && error.notSent);
+        const counted = sent && estimate.kind === 'priced' ? estimate.micros : 0;
         if (reservation !== null) {
-          if (error instanceof ProxyError && error.notSent) options.gate.release(reservation);
-          else options.gate.settle(reservation, estimate.kind === 'priced' ? estimate.micros : 0);
+          if (sent) options.gate.settle(reservation, counted);
+          else options.gate.release(reservation);
+        }
+        if (sent) {
+          draft.decision = 'allowed';
+          draft.usdMicros = counted;
         }
         throw error;
       }
-      if (reservation !== null) options.gate.settle(reservation, settleCost(priced, estimate, upstream, options.priceTables).micros);
+      const settlement = settleCost(priced, estimate, upstream, options.priceTables);
+      const spent = reservation === null ? 0 : settlement.micros;
+      if (reservation !== null) options.gate.settle(reservation, spent);
+      Object.assign(draft, {
+        decision: 'allowed', status: upstream.status, usdMicros: spent, replayed: settlement.replayed,
+        vendorObjectId: settlement.objectId ?? '', stripeChargeId: settlement.stripeChargeId ?? '',
+        vendorRequestId: headerText(upstream.headers['request-id'] ?? upstream.headers['twilio-request-id']),
+      });
+      if (settlement.amount !== null) draft.amount = settlement.amount;
+      if (settlement.currency !== null) draft.currency = settlement.currency;
       const payload = scrubBuffer(upstream.body, forms);
       const headers = downstreamHeaders(upstream.headers, (text) => scrubText(text, forms));
       headers['content-length'] = String(payload.length);
-      response.writeHead(upstream.status, headers);
-      response.end(payload);
-      publishCall({ vendor: adapter.vendor, decision: 'allowed', code: null, status: upstream.status, durationMs: monotonicNow() - started });
+      reply = { status: upstream.status, headers, body: payload };
     } catch (reason) {
       const error = ProxyError.from(reason);
       if (error.code === 'internal_error') logger.error({ err: reason, method: request.method }, 'proxy request failed');
-      sendDenial(response, adapter, error);
-      publishCall({ vendor: adapter.vendor, decision: 'denied', code: error.code, status: error.status, durationMs: monotonicNow() - started });
+      reply = denialReply(adapter, error);
+      draft.reason = error.code;
     }
+    draft.status = reply.status;
+    draft.latencyMs = Math.round(monotonicNow() - started);
+    try {
+      // Spooled before the caller hears anything: an answered call always has its record.
+      spool.append(draft);
+      options.onSpooled?.();
+    } catch (error) {
+      // The answer still goes out (for a forwarded call the money has moved); the gap shows in the log.
+      logger.error({ err: error instanceof Error ? error.message : String(error), key_id: draft.keyId }, 'could not write the audit spool');
+    }
+    if (response.headersSent) {
+      response.destroy();
+    } else {
+      response.writeHead(reply.status, reply.headers);
+      response.end(reply.body);
+    }
+    publishCall({ vendor: adapter.vendor, decision: draft.decision === 'allowed' ? 'allowed' : 'denied', code: draft.reason === '' ? null : (draft.reason as ProxyErrorCode), status: reply.status, durationMs: monotonicNow() - started });
   };
+}
+
+function headerText(value: string | string[] | undefined): string {
+  return Array.isArray(value) ? (value[0] ?? '') : (value ?? '');
 }
 
 /** A key issued a moment ago may still be on its way here: wait for one push before refusing it. */
@@ -133,22 +198,17 @@ async function reserve(gate: SpendGate, key: CachedKey, estimate: CostEstimate, 
   return gate.reserve(windows.map((w) => ({ keyId: key.policy.id, window: w.window })), estimate.micros);
 }
 
-export function sendDenial(response: ServerResponse, adapter: VendorAdapter, error: ProxyError): void {
-  if (response.headersSent) {
-    response.destroy();
-    return;
-  }
+export function denialReply(adapter: VendorAdapter, error: ProxyError): Reply {
   const denial = adapter.denial(error);
-  const body = JSON.stringify(denial.body);
+  const body = Buffer.from(JSON.stringify(denial.body));
   const headers: Record<string, string> = {
     ...denial.headers,
     'content-type': 'application/json',
-    'content-length': String(Buffer.byteLength(body)),
+    'content-length': String(body.length),
     'keybrake-error': error.code,
   };
   if (error.retryAfterSeconds !== undefined) headers['retry-after'] = String(error.retryAfterSeconds);
-  response.writeHead(error.status, headers);
-  response.end(body);
+  return { status: error.status, headers, body };
 }
 
 async function readBody(request: IncomingMessage, maxBytes: number): Promise<Buffer | null> {

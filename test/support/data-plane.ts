@@ -1,6 +1,10 @@
 /**
  * Real data-plane processes for integration tests, started by PID and stopped by the test.
  */
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
 import { freePort } from '../../dev/free-port.js';
 import type { TestStack } from './control-plane.js';
 import { killIfAlive, spawnKeybrake, type SpawnedKeybrake } from './processes.js';
@@ -27,7 +31,10 @@ export async function startTestDataPlane(
 ): Promise<TestDataPlane> {
   const port = await freePort();
   const url = `http://127.0.0.1:${port}`;
+  // Each data plane spools in its own temp dir unless the test chooses one (to restart on it).
+  const ownSpool = extraEnv['KEYBRAKE_AUDIT_SPOOL_DIR'] === undefined ? mkdtempSync(join(tmpdir(), 'keybrake-spool-')) : null;
   const spawned = spawnKeybrake(['data-plane'], {
+    ...(ownSpool === null ? {} : { KEYBRAKE_AUDIT_SPOOL_DIR: ownSpool }),
     KEYBRAKE_CONTROL_PLANE: controlPlaneGrpc,
     KEYBRAKE_DATAPLANE_TOKEN: stack.dataplaneToken,
     KEYBRAKE_PROXY_ADDR: `127.0.0.1:${port}`,
@@ -44,6 +51,7 @@ export async function startTestDataPlane(
     await waitForReady(`${url}/readyz`, spawned, 30_000);
   } catch (error) {
     killIfAlive(pid);
+    if (ownSpool !== null) rmSync(ownSpool, { recursive: true, force: true });
     throw error;
   }
   return {
@@ -53,8 +61,9 @@ export async function startTestDataPlane(
     process: spawned,
     async stop() {
       spawned.child.kill('SIGTERM');
-      const exited = await Promise.race([spawned.exited().then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 5000))]);
+      const exited = await Promise.race([spawned.exited().then(() => true), new Promise<boolean>((r) => setTimeout(() => r(false), 8000))]);
       if (!exited) killIfAlive(pid);
+      if (ownSpool !== null) rmSync(ownSpool, { recursive: true, force: true });
     },
   };
 }

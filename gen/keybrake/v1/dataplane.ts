@@ -26,6 +26,7 @@ export interface ConnectRequest {
   hello?: Hello | undefined;
   leaseRequest?: LeaseRequest | undefined;
   usageReport?: UsageReport | undefined;
+  auditBatch?: AuditBatch | undefined;
 }
 
 /** Hello opens the stream. */
@@ -44,6 +45,7 @@ export interface ConnectResponse {
   heartbeat?: Heartbeat | undefined;
   leaseGrant?: LeaseGrant | undefined;
   reclaim?: ReclaimRequest | undefined;
+  auditAck?: AuditAck | undefined;
 }
 
 export interface Welcome {
@@ -162,8 +164,49 @@ export interface ReclaimRequest {
   window: string;
 }
 
+/** AuditRecord is one call the data plane answered, as it spooled it before answering. */
+export interface AuditRecord {
+  /** Numbered per data-plane incarnation from 1, without gaps. */
+  seq: number;
+  incarnation: string;
+  tsUnixMs: number;
+  keyId: string;
+  label: string;
+  vendor: string;
+  method: string;
+  /** The canonical path in the vendor's path space, as forwarded (no query). */
+  path: string;
+  status: number;
+  /** "allowed" (forwarded) or "denied". */
+  decision: string;
+  /** The Keybrake-Error code of a denial. */
+  reason: string;
+  /** Amount as sent, in the currency's minor unit; -1 when the call states none. */
+  amount: number;
+  currency: string;
+  estimatedUsdMicros: number;
+  usdMicros: number;
+  idempotencyKey: string;
+  vendorRequestId: string;
+  vendorObjectId: string;
+  stripeChargeId: string;
+  replayed: boolean;
+  latencyMs: number;
+}
+
+/** AuditBatch carries spooled records up, oldest first. */
+export interface AuditBatch {
+  records: AuditRecord[];
+}
+
+/** AuditAck says every record of an incarnation up to a seq is committed to PostgreSQL. */
+export interface AuditAck {
+  incarnation: string;
+  upToSeq: number;
+}
+
 function createBaseConnectRequest(): ConnectRequest {
-  return { hello: undefined, leaseRequest: undefined, usageReport: undefined };
+  return { hello: undefined, leaseRequest: undefined, usageReport: undefined, auditBatch: undefined };
 }
 
 export const ConnectRequest: MessageFns<ConnectRequest> = {
@@ -176,6 +219,9 @@ export const ConnectRequest: MessageFns<ConnectRequest> = {
     }
     if (message.usageReport !== undefined) {
       UsageReport.encode(message.usageReport, writer.uint32(26).fork()).join();
+    }
+    if (message.auditBatch !== undefined) {
+      AuditBatch.encode(message.auditBatch, writer.uint32(34).fork()).join();
     }
     return writer;
   },
@@ -217,6 +263,14 @@ export const ConnectRequest: MessageFns<ConnectRequest> = {
             message.usageReport = UsageReport.decode(reader, reader.uint32());
             continue;
           }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.auditBatch = AuditBatch.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -242,6 +296,11 @@ export const ConnectRequest: MessageFns<ConnectRequest> = {
         : isSet(object.usage_report)
         ? UsageReport.fromJSON(object.usage_report)
         : undefined,
+      auditBatch: isSet(object.auditBatch)
+        ? AuditBatch.fromJSON(object.auditBatch)
+        : isSet(object.audit_batch)
+        ? AuditBatch.fromJSON(object.audit_batch)
+        : undefined,
     };
   },
 
@@ -255,6 +314,9 @@ export const ConnectRequest: MessageFns<ConnectRequest> = {
     }
     if (message.usageReport !== undefined) {
       obj.usageReport = UsageReport.toJSON(message.usageReport);
+    }
+    if (message.auditBatch !== undefined) {
+      obj.auditBatch = AuditBatch.toJSON(message.auditBatch);
     }
     return obj;
   },
@@ -270,6 +332,9 @@ export const ConnectRequest: MessageFns<ConnectRequest> = {
       : undefined;
     message.usageReport = (object.usageReport !== undefined && object.usageReport !== null)
       ? UsageReport.fromPartial(object.usageReport)
+      : undefined;
+    message.auditBatch = (object.auditBatch !== undefined && object.auditBatch !== null)
+      ? AuditBatch.fromPartial(object.auditBatch)
       : undefined;
     return message;
   },
@@ -374,6 +439,7 @@ function createBaseConnectResponse(): ConnectResponse {
     heartbeat: undefined,
     leaseGrant: undefined,
     reclaim: undefined,
+    auditAck: undefined,
   };
 }
 
@@ -402,6 +468,9 @@ export const ConnectResponse: MessageFns<ConnectResponse> = {
     }
     if (message.reclaim !== undefined) {
       ReclaimRequest.encode(message.reclaim, writer.uint32(66).fork()).join();
+    }
+    if (message.auditAck !== undefined) {
+      AuditAck.encode(message.auditAck, writer.uint32(74).fork()).join();
     }
     return writer;
   },
@@ -483,6 +552,14 @@ export const ConnectResponse: MessageFns<ConnectResponse> = {
             message.reclaim = ReclaimRequest.decode(reader, reader.uint32());
             continue;
           }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.auditAck = AuditAck.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -521,6 +598,11 @@ export const ConnectResponse: MessageFns<ConnectResponse> = {
         ? LeaseGrant.fromJSON(object.lease_grant)
         : undefined,
       reclaim: isSet(object.reclaim) ? ReclaimRequest.fromJSON(object.reclaim) : undefined,
+      auditAck: isSet(object.auditAck)
+        ? AuditAck.fromJSON(object.auditAck)
+        : isSet(object.audit_ack)
+        ? AuditAck.fromJSON(object.audit_ack)
+        : undefined,
     };
   },
 
@@ -549,6 +631,9 @@ export const ConnectResponse: MessageFns<ConnectResponse> = {
     }
     if (message.reclaim !== undefined) {
       obj.reclaim = ReclaimRequest.toJSON(message.reclaim);
+    }
+    if (message.auditAck !== undefined) {
+      obj.auditAck = AuditAck.toJSON(message.auditAck);
     }
     return obj;
   },
@@ -581,6 +666,9 @@ export const ConnectResponse: MessageFns<ConnectResponse> = {
       : undefined;
     message.reclaim = (object.reclaim !== undefined && object.reclaim !== null)
       ? ReclaimRequest.fromPartial(object.reclaim)
+      : undefined;
+    message.auditAck = (object.auditAck !== undefined && object.auditAck !== null)
+      ? AuditAck.fromPartial(object.auditAck)
       : undefined;
     return message;
   },
@@ -2183,6 +2271,611 @@ export const ReclaimRequest: MessageFns<ReclaimRequest> = {
     const message = createBaseReclaimRequest();
     message.keyId = object.keyId ?? "";
     message.window = object.window ?? "";
+    return message;
+  },
+};
+
+function createBaseAuditRecord(): AuditRecord {
+  return {
+    seq: 0,
+    incarnation: "",
+    tsUnixMs: 0,
+    keyId: "",
+    label: "",
+    vendor: "",
+    method: "",
+    path: "",
+    status: 0,
+    decision: "",
+    reason: "",
+    amount: 0,
+    currency: "",
+    estimatedUsdMicros: 0,
+    usdMicros: 0,
+    idempotencyKey: "",
+    vendorRequestId: "",
+    vendorObjectId: "",
+    stripeChargeId: "",
+    replayed: false,
+    latencyMs: 0,
+  };
+}
+
+export const AuditRecord: MessageFns<AuditRecord> = {
+  encode(message: AuditRecord, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.seq !== 0) {
+      writer.uint32(8).int64(message.seq);
+    }
+    if (message.incarnation !== "") {
+      writer.uint32(18).string(message.incarnation);
+    }
+    if (message.tsUnixMs !== 0) {
+      writer.uint32(24).int64(message.tsUnixMs);
+    }
+    if (message.keyId !== "") {
+      writer.uint32(34).string(message.keyId);
+    }
+    if (message.label !== "") {
+      writer.uint32(42).string(message.label);
+    }
+    if (message.vendor !== "") {
+      writer.uint32(50).string(message.vendor);
+    }
+    if (message.method !== "") {
+      writer.uint32(58).string(message.method);
+    }
+    if (message.path !== "") {
+      writer.uint32(66).string(message.path);
+    }
+    if (message.status !== 0) {
+      writer.uint32(72).int32(message.status);
+    }
+    if (message.decision !== "") {
+      writer.uint32(82).string(message.decision);
+    }
+    if (message.reason !== "") {
+      writer.uint32(90).string(message.reason);
+    }
+    if (message.amount !== 0) {
+      writer.uint32(96).int64(message.amount);
+    }
+    if (message.currency !== "") {
+      writer.uint32(106).string(message.currency);
+    }
+    if (message.estimatedUsdMicros !== 0) {
+      writer.uint32(112).int64(message.estimatedUsdMicros);
+    }
+    if (message.usdMicros !== 0) {
+      writer.uint32(120).int64(message.usdMicros);
+    }
+    if (message.idempotencyKey !== "") {
+      writer.uint32(130).string(message.idempotencyKey);
+    }
+    if (message.vendorRequestId !== "") {
+      writer.uint32(138).string(message.vendorRequestId);
+    }
+    if (message.vendorObjectId !== "") {
+      writer.uint32(146).string(message.vendorObjectId);
+    }
+    if (message.stripeChargeId !== "") {
+      writer.uint32(154).string(message.stripeChargeId);
+    }
+    if (message.replayed !== false) {
+      writer.uint32(160).bool(message.replayed);
+    }
+    if (message.latencyMs !== 0) {
+      writer.uint32(168).int32(message.latencyMs);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AuditRecord {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAuditRecord();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 8) {
+              break;
+            }
+
+            message.seq = longToNumber(reader.int64());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.incarnation = reader.string();
+            continue;
+          }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.tsUnixMs = longToNumber(reader.int64());
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.keyId = reader.string();
+            continue;
+          }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.label = reader.string();
+            continue;
+          }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.vendor = reader.string();
+            continue;
+          }
+          case 7: {
+            if (tag !== 58) {
+              break;
+            }
+
+            message.method = reader.string();
+            continue;
+          }
+          case 8: {
+            if (tag !== 66) {
+              break;
+            }
+
+            message.path = reader.string();
+            continue;
+          }
+          case 9: {
+            if (tag !== 72) {
+              break;
+            }
+
+            message.status = reader.int32();
+            continue;
+          }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.decision = reader.string();
+            continue;
+          }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.reason = reader.string();
+            continue;
+          }
+          case 12: {
+            if (tag !== 96) {
+              break;
+            }
+
+            message.amount = longToNumber(reader.int64());
+            continue;
+          }
+          case 13: {
+            if (tag !== 106) {
+              break;
+            }
+
+            message.currency = reader.string();
+            continue;
+          }
+          case 14: {
+            if (tag !== 112) {
+              break;
+            }
+
+            message.estimatedUsdMicros = longToNumber(reader.int64());
+            continue;
+          }
+          case 15: {
+            if (tag !== 120) {
+              break;
+            }
+
+            message.usdMicros = longToNumber(reader.int64());
+            continue;
+          }
+          case 16: {
+            if (tag !== 130) {
+              break;
+            }
+
+            message.idempotencyKey = reader.string();
+            continue;
+          }
+          case 17: {
+            if (tag !== 138) {
+              break;
+            }
+
+            message.vendorRequestId = reader.string();
+            continue;
+          }
+          case 18: {
+            if (tag !== 146) {
+              break;
+            }
+
+            message.vendorObjectId = reader.string();
+            continue;
+          }
+          case 19: {
+            if (tag !== 154) {
+              break;
+            }
+
+            message.stripeChargeId = reader.string();
+            continue;
+          }
+          case 20: {
+            if (tag !== 160) {
+              break;
+            }
+
+            message.replayed = reader.bool();
+            continue;
+          }
+          case 21: {
+            if (tag !== 168) {
+              break;
+            }
+
+            message.latencyMs = reader.int32();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): AuditRecord {
+    return {
+      seq: isSet(object.seq) ? globalThis.Number(object.seq) : 0,
+      incarnation: isSet(object.incarnation) ? globalThis.String(object.incarnation) : "",
+      tsUnixMs: isSet(object.tsUnixMs)
+        ? globalThis.Number(object.tsUnixMs)
+        : isSet(object.ts_unix_ms)
+        ? globalThis.Number(object.ts_unix_ms)
+        : 0,
+      keyId: isSet(object.keyId)
+        ? globalThis.String(object.keyId)
+        : isSet(object.key_id)
+        ? globalThis.String(object.key_id)
+        : "",
+      label: isSet(object.label) ? globalThis.String(object.label) : "",
+      vendor: isSet(object.vendor) ? globalThis.String(object.vendor) : "",
+      method: isSet(object.method) ? globalThis.String(object.method) : "",
+      path: isSet(object.path) ? globalThis.String(object.path) : "",
+      status: isSet(object.status) ? globalThis.Number(object.status) : 0,
+      decision: isSet(object.decision) ? globalThis.String(object.decision) : "",
+      reason: isSet(object.reason) ? globalThis.String(object.reason) : "",
+      amount: isSet(object.amount) ? globalThis.Number(object.amount) : 0,
+      currency: isSet(object.currency) ? globalThis.String(object.currency) : "",
+      estimatedUsdMicros: isSet(object.estimatedUsdMicros)
+        ? globalThis.Number(object.estimatedUsdMicros)
+        : isSet(object.estimated_usd_micros)
+        ? globalThis.Number(object.estimated_usd_micros)
+        : 0,
+      usdMicros: isSet(object.usdMicros)
+        ? globalThis.Number(object.usdMicros)
+        : isSet(object.usd_micros)
+        ? globalThis.Number(object.usd_micros)
+        : 0,
+      idempotencyKey: isSet(object.idempotencyKey)
+        ? globalThis.String(object.idempotencyKey)
+        : isSet(object.idempotency_key)
+        ? globalThis.String(object.idempotency_key)
+        : "",
+      vendorRequestId: isSet(object.vendorRequestId)
+        ? globalThis.String(object.vendorRequestId)
+        : isSet(object.vendor_request_id)
+        ? globalThis.String(object.vendor_request_id)
+        : "",
+      vendorObjectId: isSet(object.vendorObjectId)
+        ? globalThis.String(object.vendorObjectId)
+        : isSet(object.vendor_object_id)
+        ? globalThis.String(object.vendor_object_id)
+        : "",
+      stripeChargeId: isSet(object.stripeChargeId)
+        ? globalThis.String(object.stripeChargeId)
+        : isSet(object.stripe_charge_id)
+        ? globalThis.String(object.stripe_charge_id)
+        : "",
+      replayed: isSet(object.replayed) ? globalThis.Boolean(object.replayed) : false,
+      latencyMs: isSet(object.latencyMs)
+        ? globalThis.Number(object.latencyMs)
+        : isSet(object.latency_ms)
+        ? globalThis.Number(object.latency_ms)
+        : 0,
+    };
+  },
+
+  toJSON(message: AuditRecord): unknown {
+    const obj: any = {};
+    if (message.seq !== 0) {
+      obj.seq = Math.round(message.seq);
+    }
+    if (message.incarnation !== "") {
+      obj.incarnation = message.incarnation;
+    }
+    if (message.tsUnixMs !== 0) {
+      obj.tsUnixMs = Math.round(message.tsUnixMs);
+    }
+    if (message.keyId !== "") {
+      obj.keyId = message.keyId;
+    }
+    if (message.label !== "") {
+      obj.label = message.label;
+    }
+    if (message.vendor !== "") {
+      obj.vendor = message.vendor;
+    }
+    if (message.method !== "") {
+      obj.method = message.method;
+    }
+    if (message.path !== "") {
+      obj.path = message.path;
+    }
+    if (message.status !== 0) {
+      obj.status = Math.round(message.status);
+    }
+    if (message.decision !== "") {
+      obj.decision = message.decision;
+    }
+    if (message.reason !== "") {
+      obj.reason = message.reason;
+    }
+    if (message.amount !== 0) {
+      obj.amount = Math.round(message.amount);
+    }
+    if (message.currency !== "") {
+      obj.currency = message.currency;
+    }
+    if (message.estimatedUsdMicros !== 0) {
+      obj.estimatedUsdMicros = Math.round(message.estimatedUsdMicros);
+    }
+    if (message.usdMicros !== 0) {
+      obj.usdMicros = Math.round(message.usdMicros);
+    }
+    if (message.idempotencyKey !== "") {
+      obj.idempotencyKey = message.idempotencyKey;
+    }
+    if (message.vendorRequestId !== "") {
+      obj.vendorRequestId = message.vendorRequestId;
+    }
+    if (message.vendorObjectId !== "") {
+      obj.vendorObjectId = message.vendorObjectId;
+    }
+    if (message.stripeChargeId !== "") {
+      obj.stripeChargeId = message.stripeChargeId;
+    }
+    if (message.replayed !== false) {
+      obj.replayed = message.replayed;
+    }
+    if (message.latencyMs !== 0) {
+      obj.latencyMs = Math.round(message.latencyMs);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<AuditRecord>, I>>(base?: I): AuditRecord {
+    return AuditRecord.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<AuditRecord>, I>>(object: I): AuditRecord {
+    const message = createBaseAuditRecord();
+    message.seq = object.seq ?? 0;
+    message.incarnation = object.incarnation ?? "";
+    message.tsUnixMs = object.tsUnixMs ?? 0;
+    message.keyId = object.keyId ?? "";
+    message.label = object.label ?? "";
+    message.vendor = object.vendor ?? "";
+    message.method = object.method ?? "";
+    message.path = object.path ?? "";
+    message.status = object.status ?? 0;
+    message.decision = object.decision ?? "";
+    message.reason = object.reason ?? "";
+    message.amount = object.amount ?? 0;
+    message.currency = object.currency ?? "";
+    message.estimatedUsdMicros = object.estimatedUsdMicros ?? 0;
+    message.usdMicros = object.usdMicros ?? 0;
+    message.idempotencyKey = object.idempotencyKey ?? "";
+    message.vendorRequestId = object.vendorRequestId ?? "";
+    message.vendorObjectId = object.vendorObjectId ?? "";
+    message.stripeChargeId = object.stripeChargeId ?? "";
+    message.replayed = object.replayed ?? false;
+    message.latencyMs = object.latencyMs ?? 0;
+    return message;
+  },
+};
+
+function createBaseAuditBatch(): AuditBatch {
+  return { records: [] };
+}
+
+export const AuditBatch: MessageFns<AuditBatch> = {
+  encode(message: AuditBatch, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.records) {
+      AuditRecord.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AuditBatch {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAuditBatch();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.records.push(AuditRecord.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): AuditBatch {
+    return {
+      records: globalThis.Array.isArray(object?.records) ? object.records.map((e: any) => AuditRecord.fromJSON(e)) : [],
+    };
+  },
+
+  toJSON(message: AuditBatch): unknown {
+    const obj: any = {};
+    if (message.records?.length) {
+      obj.records = message.records.map((e) => AuditRecord.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<AuditBatch>, I>>(base?: I): AuditBatch {
+    return AuditBatch.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<AuditBatch>, I>>(object: I): AuditBatch {
+    const message = createBaseAuditBatch();
+    message.records = object.records?.map((e) => AuditRecord.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseAuditAck(): AuditAck {
+  return { incarnation: "", upToSeq: 0 };
+}
+
+export const AuditAck: MessageFns<AuditAck> = {
+  encode(message: AuditAck, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.incarnation !== "") {
+      writer.uint32(10).string(message.incarnation);
+    }
+    if (message.upToSeq !== 0) {
+      writer.uint32(16).int64(message.upToSeq);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): AuditAck {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseAuditAck();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.incarnation = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 16) {
+              break;
+            }
+
+            message.upToSeq = longToNumber(reader.int64());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): AuditAck {
+    return {
+      incarnation: isSet(object.incarnation) ? globalThis.String(object.incarnation) : "",
+      upToSeq: isSet(object.upToSeq)
+        ? globalThis.Number(object.upToSeq)
+        : isSet(object.up_to_seq)
+        ? globalThis.Number(object.up_to_seq)
+        : 0,
+    };
+  },
+
+  toJSON(message: AuditAck): unknown {
+    const obj: any = {};
+    if (message.incarnation !== "") {
+      obj.incarnation = message.incarnation;
+    }
+    if (message.upToSeq !== 0) {
+      obj.upToSeq = Math.round(message.upToSeq);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<AuditAck>, I>>(base?: I): AuditAck {
+    return AuditAck.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<AuditAck>, I>>(object: I): AuditAck {
+    const message = createBaseAuditAck();
+    message.incarnation = object.incarnation ?? "";
+    message.upToSeq = object.upToSeq ?? 0;
     return message;
   },
 };

@@ -286,6 +286,8 @@ export interface QueryAuditRequest {
   /** At most 1000; 0 means 100. */
   limit: number;
   cursor: string;
+  /** A vendor object (ch_…, pi_…, SM…, an email id). */
+  vendorObjectId: string;
 }
 
 export interface AuditEntry {
@@ -312,6 +314,8 @@ export interface AuditEntry {
   dataplaneId: string;
   latencyMs: number;
   replayed: boolean;
+  /** What the call was reserved at before it was forwarded. */
+  estimatedUsdMicros: number;
 }
 
 export interface QueryAuditResponse {
@@ -2539,6 +2543,7 @@ function createBaseQueryAuditRequest(): QueryAuditRequest {
     until: undefined,
     limit: 0,
     cursor: "",
+    vendorObjectId: "",
   };
 }
 
@@ -2567,6 +2572,9 @@ export const QueryAuditRequest: MessageFns<QueryAuditRequest> = {
     }
     if (message.cursor !== "") {
       writer.uint32(66).string(message.cursor);
+    }
+    if (message.vendorObjectId !== "") {
+      writer.uint32(74).string(message.vendorObjectId);
     }
     return writer;
   },
@@ -2648,6 +2656,14 @@ export const QueryAuditRequest: MessageFns<QueryAuditRequest> = {
             message.cursor = reader.string();
             continue;
           }
+          case 9: {
+            if (tag !== 74) {
+              break;
+            }
+
+            message.vendorObjectId = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2678,6 +2694,11 @@ export const QueryAuditRequest: MessageFns<QueryAuditRequest> = {
       until: isSet(object.until) ? fromJsonTimestamp(object.until) : undefined,
       limit: isSet(object.limit) ? globalThis.Number(object.limit) : 0,
       cursor: isSet(object.cursor) ? globalThis.String(object.cursor) : "",
+      vendorObjectId: isSet(object.vendorObjectId)
+        ? globalThis.String(object.vendorObjectId)
+        : isSet(object.vendor_object_id)
+        ? globalThis.String(object.vendor_object_id)
+        : "",
     };
   },
 
@@ -2707,6 +2728,9 @@ export const QueryAuditRequest: MessageFns<QueryAuditRequest> = {
     if (message.cursor !== "") {
       obj.cursor = message.cursor;
     }
+    if (message.vendorObjectId !== "") {
+      obj.vendorObjectId = message.vendorObjectId;
+    }
     return obj;
   },
 
@@ -2723,6 +2747,7 @@ export const QueryAuditRequest: MessageFns<QueryAuditRequest> = {
     message.until = object.until ?? undefined;
     message.limit = object.limit ?? 0;
     message.cursor = object.cursor ?? "";
+    message.vendorObjectId = object.vendorObjectId ?? "";
     return message;
   },
 };
@@ -2749,6 +2774,7 @@ function createBaseAuditEntry(): AuditEntry {
     dataplaneId: "",
     latencyMs: 0,
     replayed: false,
+    estimatedUsdMicros: 0,
   };
 }
 
@@ -2813,6 +2839,9 @@ export const AuditEntry: MessageFns<AuditEntry> = {
     }
     if (message.replayed !== false) {
       writer.uint32(160).bool(message.replayed);
+    }
+    if (message.estimatedUsdMicros !== 0) {
+      writer.uint32(168).int64(message.estimatedUsdMicros);
     }
     return writer;
   },
@@ -2990,6 +3019,14 @@ export const AuditEntry: MessageFns<AuditEntry> = {
             message.replayed = reader.bool();
             continue;
           }
+          case 21: {
+            if (tag !== 168) {
+              break;
+            }
+
+            message.estimatedUsdMicros = longToNumber(reader.int64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3056,6 +3093,11 @@ export const AuditEntry: MessageFns<AuditEntry> = {
         ? globalThis.Number(object.latency_ms)
         : 0,
       replayed: isSet(object.replayed) ? globalThis.Boolean(object.replayed) : false,
+      estimatedUsdMicros: isSet(object.estimatedUsdMicros)
+        ? globalThis.Number(object.estimatedUsdMicros)
+        : isSet(object.estimated_usd_micros)
+        ? globalThis.Number(object.estimated_usd_micros)
+        : 0,
     };
   },
 
@@ -3121,6 +3163,9 @@ export const AuditEntry: MessageFns<AuditEntry> = {
     if (message.replayed !== false) {
       obj.replayed = message.replayed;
     }
+    if (message.estimatedUsdMicros !== 0) {
+      obj.estimatedUsdMicros = Math.round(message.estimatedUsdMicros);
+    }
     return obj;
   },
 
@@ -3149,6 +3194,7 @@ export const AuditEntry: MessageFns<AuditEntry> = {
     message.dataplaneId = object.dataplaneId ?? "";
     message.latencyMs = object.latencyMs ?? 0;
     message.replayed = object.replayed ?? false;
+    message.estimatedUsdMicros = object.estimatedUsdMicros ?? 0;
     return message;
   },
 };

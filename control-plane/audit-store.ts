@@ -1,0 +1,194 @@
+/**
+ * The audit trail in PostgreSQL: idempotent batched inserts keyed by (data plane, incarnation,
+ * sequence), newest-first queries with a cursor, day partitions created ahead and dropped
+ * after the retention period.
+ */
+import type pg from 'pg';
+
+import type { Logger } from '../core/logger.js';
+import { invalidField } from '../core/operator-error.js';
+import type { AuditRecord } from '../gen/keybrake/v1/dataplane.js';
+
+export interface AuditFilter {
+  readonly idempotencyKey?: string;
+  readonly label?: string;
+  readonly keyId?: string;
+  readonly vendor?: string;
+  readonly vendorObjectId?: string;
+  readonly sinceMs?: number;
+  readonly untilMs?: number;
+  readonly limit: number;
+  readonly cursor?: string;
+}
+
+export interface AuditRow {
+  readonly id: string;
+  readonly ts: Date;
+  readonly keyId: string;
+  readonly label: string;
+  readonly vendor: string;
+  readonly method: string;
+  readonly path: string;
+  readonly status: number;
+  readonly decision: string;
+  readonly reason: string;
+  readonly amount: number | null;
+  readonly currency: string;
+  readonly estimatedUsdMicros: number;
+  readonly usdMicros: number;
+  readonly idempotencyKey: string;
+  readonly vendorRequestId: string;
+  readonly vendorObjectId: string;
+  readonly stripeChargeId: string;
+  readonly dataplaneId: string;
+  readonly latencyMs: number;
+  readonly replayed: boolean;
+}
+
+const COLUMNS = [
+  'ts', 'dataplane_id', 'incarnation', 'seq', 'key_id', 'label', 'vendor', 'method', 'path', 'status', 'decision', 'reason', 'amount', 'currency',
+  'estimated_usd_micros', 'usd_micros', 'idempotency_key', 'vendor_request_id', 'vendor_object_id', 'stripe_charge_id', 'replayed', 'latency_ms',
+] as const;
+
+const DAY_MS = 86_400_000;
+
+export class AuditStore {
+  constructor(
+    private readonly pool: pg.Pool,
+    private readonly logger: Logger,
+  ) {}
+
+  /** Inserts a batch in one statement; records already stored are ignored. */
+  async insert(dataplaneId: string, records: readonly AuditRecord[]): Promise<void> {
+    if (records.length === 0) return;
+    const values: unknown[] = [];
+    const rows = records.map((r) => {
+      const row = [
+        new Date(r.tsUnixMs), dataplaneId, r.incarnation, r.seq, orNull(r.keyId), orNull(r.label), r.vendor, r.method, r.path, r.status, r.decision,
+        orNull(r.reason), r.amount < 0 ? null : r.amount, orNull(r.currency), r.estimatedUsdMicros, r.usdMicros, orNull(r.idempotencyKey),
+        orNull(r.vendorRequestId), orNull(r.vendorObjectId), orNull(r.stripeChargeId), r.replayed, r.latencyMs,
+      ];
+      const placeholders = row.map((value) => {
+        values.push(value);
+        return `$${values.length}`;
+      });
+      return `(${placeholders.join(',')})`;
+    });
+    await this.pool.query(`INSERT INTO audit_records (${COLUMNS.join(',')}) VALUES ${rows.join(',')} ON CONFLICT DO NOTHING`, values);
+  }
+
+  async recordGap(dataplaneId: string, incarnation: string, fromSeq: number, toSeq: number): Promise<void> {
+    this.logger.error({ dataplane_id: dataplaneId, incarnation, from_seq: fromSeq, to_seq: toSeq }, 'audit records missing from a data plane sequence');
+    await this.pool.query('INSERT INTO audit_gaps (dataplane_id, incarnation, from_seq, to_seq) VALUES ($1,$2,$3,$4) ON CONFLICT DO NOTHING', [dataplaneId, incarnation, fromSeq, toSeq]);
+  }
+
+  async query(filter: AuditFilter): Promise<{ rows: AuditRow[]; nextCursor: string }> {
+    const where: string[] = [];
+    const values: unknown[] = [];
+    const bind = (sql: string, value: unknown) => {
+      values.push(value);
+      where.push(sql.replace('?', `$${values.length}`));
+    };
+    if (filter.idempotencyKey) bind('idempotency_key = ?', filter.idempotencyKey);
+    if (filter.label) bind('label = ?', filter.label);
+    if (filter.keyId) bind('key_id = ?', filter.keyId);
+    if (filter.vendor) bind('vendor = ?', filter.vendor);
+    if (filter.vendorObjectId) bind('vendor_object_id = ?', filter.vendorObjectId);
+    if (filter.sinceMs !== undefined) bind('ts >= ?', new Date(filter.sinceMs));
+    if (filter.untilMs !== undefined) bind('ts < ?', new Date(filter.untilMs));
+    if (filter.cursor) {
+      const [tsMs, dataplaneId, incarnation, seq] = decodeCursor(filter.cursor);
+      values.push(new Date(tsMs), dataplaneId, incarnation, seq);
+      const n = values.length;
+      where.push(`(ts, dataplane_id, incarnation, seq) < ($${n - 3}, $${n - 2}, $${n - 1}, $${n})`);
+    }
+    values.push(filter.limit + 1);
+    const sql = `SELECT * FROM audit_records ${where.length === 0 ? '' : `WHERE ${where.join(' AND ')}`}
+      ORDER BY ts DESC, dataplane_id DESC, incarnation DESC, seq DESC LIMIT $${values.length}`;
+    const result = await this.pool.query<Record<string, unknown>>(sql, values);
+    const rows = result.rows.slice(0, filter.limit);
+    const last = rows.at(-1);
+    return {
+      rows: rows.map(toRow),
+      nextCursor: result.rows.length > filter.limit && last !== undefined ? encodeCursor(last) : '',
+    };
+  }
+
+  /** Creates the day partitions around today and drops those past retention. Safe to run on every replica. */
+  async maintainPartitions(nowMs: number, retentionDays: number): Promise<void> {
+    const today = Math.floor(nowMs / DAY_MS) * DAY_MS;
+    for (let day = today - DAY_MS; day <= today + 2 * DAY_MS; day += DAY_MS) {
+      const name = partitionName(day);
+      try {
+        await this.pool.query(`CREATE TABLE IF NOT EXISTS ${name} PARTITION OF audit_records FOR VALUES FROM ('${isoDay(day)}') TO ('${isoDay(day + DAY_MS)}')`);
+      } catch (error) {
+        // Rows for that day already sit in the default partition: they stay there.
+        this.logger.warn({ partition: name, err: error instanceof Error ? error.message : String(error) }, 'could not create an audit partition');
+      }
+    }
+    const oldest = partitionName(today - retentionDays * DAY_MS);
+    const children = await this.pool.query<{ name: string }>(
+      `SELECT c.relname AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class p ON p.oid = i.inhparent
+       WHERE p.relname = 'audit_records' AND c.relname ~ '^audit_records_[0-9]{8}$'`,
+    );
+    for (const { name } of children.rows) {
+      if (name < oldest) await this.pool.query(`DROP TABLE IF EXISTS ${name}`);
+    }
+  }
+}
+
+function orNull(value: string): string | null {
+  return value === '' ? null : value;
+}
+
+function toRow(row: Record<string, unknown>): AuditRow {
+  const text = (column: string) => (row[column] === null || row[column] === undefined ? '' : String(row[column]));
+  const ts = row['ts'] as Date;
+  return {
+    id: `${text('dataplane_id')}:${text('incarnation')}:${text('seq')}`,
+    ts,
+    keyId: text('key_id'),
+    label: text('label'),
+    vendor: text('vendor'),
+    method: text('method'),
+    path: text('path'),
+    status: Number(row['status']),
+    decision: text('decision'),
+    reason: text('reason'),
+    amount: row['amount'] === null ? null : Number(row['amount']),
+    currency: text('currency'),
+    estimatedUsdMicros: Number(row['estimated_usd_micros']),
+    usdMicros: Number(row['usd_micros']),
+    idempotencyKey: text('idempotency_key'),
+    vendorRequestId: text('vendor_request_id'),
+    vendorObjectId: text('vendor_object_id'),
+    stripeChargeId: text('stripe_charge_id'),
+    dataplaneId: text('dataplane_id'),
+    latencyMs: Number(row['latency_ms']),
+    replayed: row['replayed'] === true,
+  };
+}
+
+function encodeCursor(row: Record<string, unknown>): string {
+  return Buffer.from(JSON.stringify([(row['ts'] as Date).getTime(), row['dataplane_id'], row['incarnation'], Number(row['seq'])])).toString('base64url');
+}
+
+function decodeCursor(cursor: string): [number, string, string, number] {
+  try {
+    const value = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as unknown;
+    if (Array.isArray(value) && value.length === 4 && typeof value[0] === 'number' && typeof value[1] === 'string' && typeof value[2] === 'string' && typeof value[3] === 'number') {
+      return value as [number, string, string, number];
+    }
+  } catch {
+    // fall through
+  }
+  throw invalidField('cursor', 'is not a cursor this API returned');
+}
+
+function partitionName(dayMs: number): string {
+  return `audit_records_${isoDay(dayMs).replaceAll('-', '')}`;
+}
+
+function isoDay(dayMs: number): string {
+  return new Date(dayMs).toISOString().slice(0, 10);
+}

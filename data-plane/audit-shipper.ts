@@ -1,0 +1,53 @@
+/**
+ * Ships spooled audit records to the control plane over the data plane's stream, a few batches
+ * in flight at a time, and drops them from the spool when the control plane acknowledges that
+ * PostgreSQL has them. After a reconnect everything unacknowledged is sent again: the control
+ * plane ignores what it already has.
+ */
+import type { AuditAck, ConnectRequest } from '../gen/keybrake/v1/dataplane.js';
+import type { AuditSpool } from './audit-spool.js';
+
+export interface AuditShipperOptions {
+  readonly spool: AuditSpool;
+  readonly send: (messages: readonly ConnectRequest[]) => boolean;
+  readonly batchSize?: number;
+  readonly maxBatchesInFlight?: number;
+}
+
+export class AuditShipper {
+  /** How many pending records have been sent on the current stream. */
+  private sent = 0;
+  private batchesInFlight = 0;
+  private readonly batchSize: number;
+  private readonly maxBatchesInFlight: number;
+
+  constructor(private readonly options: AuditShipperOptions) {
+    this.batchSize = options.batchSize ?? 500;
+    this.maxBatchesInFlight = options.maxBatchesInFlight ?? 4;
+  }
+
+  /** Sends what is pending, as far as the window allows. */
+  pump(): void {
+    while (this.batchesInFlight < this.maxBatchesInFlight) {
+      const records = this.options.spool.unacked(this.sent, this.batchSize);
+      if (records.length === 0) return;
+      if (!this.options.send([{ auditBatch: { records } }])) return;
+      this.sent += records.length;
+      this.batchesInFlight++;
+    }
+  }
+
+  onAck(ack: AuditAck): void {
+    const dropped = this.options.spool.ack(ack.incarnation, ack.upToSeq);
+    this.sent = Math.max(0, this.sent - dropped);
+    this.batchesInFlight = Math.max(0, this.batchesInFlight - 1);
+    this.pump();
+  }
+
+  /** A new stream: nothing is in flight on it, so everything unacknowledged goes again. */
+  onReconnect(): void {
+    this.sent = 0;
+    this.batchesInFlight = 0;
+    this.pump();
+  }
+}

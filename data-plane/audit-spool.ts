@@ -1,0 +1,155 @@
+/**
+ * The local audit spool. Every record is appended (one JSON line, a synchronous write) before
+ * the caller gets its answer; the write is in the kernel's page cache when the call returns, so
+ * it survives kill -9 of this process (not a power cut: there is no fsync). Records stay until
+ * the control plane acknowledges that PostgreSQL has them; on start, every segment left by an
+ * earlier incarnation is replayed. Segments are deleted once every record in them is acked.
+ */
+import { closeSync, fstatSync, mkdirSync, openSync, readdirSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
+import { join } from 'node:path';
+
+import type { AuditRecord } from '../gen/keybrake/v1/dataplane.js';
+
+export interface AuditSpoolOptions {
+  readonly dir: string;
+  readonly incarnation: string;
+  /** Above this many unacknowledged bytes the data plane stops forwarding. */
+  readonly maxBytes: number;
+  /** A segment is closed and a new one started past this size. */
+  readonly segmentBytes?: number;
+}
+
+interface Segment {
+  readonly path: string;
+  readonly incarnation: string;
+  lastSeq: number;
+  bytes: number;
+}
+
+interface Pending {
+  readonly record: AuditRecord;
+  readonly bytes: number;
+}
+
+const SEGMENT_NAME = /^([0-9a-f]+)\.(\d{12})\.jsonl$/;
+
+export class AuditSpool {
+  private readonly segments: Segment[] = [];
+  private pending: Pending[] = [];
+  private readonly acked = new Map<string, number>();
+  private active: { fd: number; segment: Segment } | null = null;
+  private nextSeq = 1;
+  private unackedBytes = 0;
+  private readonly segmentBytes: number;
+
+  private constructor(private readonly options: AuditSpoolOptions) {
+    this.segmentBytes = options.segmentBytes ?? 4 * 1024 * 1024;
+  }
+
+  /** Opens the spool directory and loads what earlier incarnations left unacknowledged. */
+  static open(options: AuditSpoolOptions): AuditSpool {
+    mkdirSync(options.dir, { recursive: true });
+    const spool = new AuditSpool(options);
+    const names = readdirSync(options.dir).filter((n) => SEGMENT_NAME.test(n)).sort();
+    for (const name of names) {
+      const [, incarnation = ''] = SEGMENT_NAME.exec(name)!;
+      const path = join(options.dir, name);
+      const segment: Segment = { path, incarnation, lastSeq: 0, bytes: 0 };
+      // A line cut short by a crash can only be the last one, and its call was never answered.
+      for (const line of readFileSync(path, 'utf8').split('\n')) {
+        if (line === '') continue;
+        let record: AuditRecord;
+        try {
+          record = JSON.parse(line) as AuditRecord;
+        } catch {
+          continue;
+        }
+        const bytes = Buffer.byteLength(line) + 1;
+        spool.pending.push({ record, bytes });
+        spool.unackedBytes += bytes;
+        segment.lastSeq = Math.max(segment.lastSeq, record.seq);
+        segment.bytes += bytes;
+      }
+      spool.segments.push(segment);
+    }
+    return spool;
+  }
+
+  /** Numbers the record, writes it, and keeps it for shipping. Throws if the write fails. */
+  append(draft: Omit<AuditRecord, 'seq' | 'incarnation'>): AuditRecord {
+    const record: AuditRecord = { ...draft, seq: this.nextSeq, incarnation: this.options.incarnation };
+    const line = `${JSON.stringify(record)}\n`;
+    const bytes = Buffer.byteLength(line);
+    const active = this.activeSegment(bytes);
+    writeSync(active.fd, line);
+    this.nextSeq++;
+    active.segment.lastSeq = record.seq;
+    active.segment.bytes += bytes;
+    this.pending.push({ record, bytes });
+    this.unackedBytes += bytes;
+    return record;
+  }
+
+  /** True when forwarding must stop: the spool holds as much unacknowledged audit as it may. */
+  isFull(): boolean {
+    return this.unackedBytes >= this.options.maxBytes;
+  }
+
+  get pendingCount(): number {
+    return this.pending.length;
+  }
+
+  get pendingBytes(): number {
+    return this.unackedBytes;
+  }
+
+  /** Records not yet acknowledged, oldest first, from `offset`. */
+  unacked(offset: number, limit: number): AuditRecord[] {
+    return this.pending.slice(offset, offset + limit).map((p) => p.record);
+  }
+
+  /** PostgreSQL has every record of `incarnation` up to `upToSeq`: forget them. Returns how many were dropped. */
+  ack(incarnation: string, upToSeq: number): number {
+    if (upToSeq <= (this.acked.get(incarnation) ?? 0)) return 0;
+    this.acked.set(incarnation, upToSeq);
+    const before = this.pending.length;
+    this.pending = this.pending.filter((entry) => {
+      const done = entry.record.incarnation === incarnation && entry.record.seq <= upToSeq;
+      if (done) this.unackedBytes -= entry.bytes;
+      return !done;
+    });
+    const dropped = before - this.pending.length;
+    for (let i = this.segments.length - 1; i >= 0; i--) {
+      const segment = this.segments[i]!;
+      if (segment.incarnation !== incarnation || segment.lastSeq > upToSeq || this.active?.segment === segment) continue;
+      unlinkSync(segment.path);
+      this.segments.splice(i, 1);
+    }
+    return dropped;
+  }
+
+  close(): void {
+    if (this.active !== null) closeSync(this.active.fd);
+    this.active = null;
+  }
+
+  private activeSegment(nextBytes: number): { fd: number; segment: Segment } {
+    if (this.active !== null && this.active.segment.bytes + nextBytes <= this.segmentBytes) return this.active;
+    if (this.active !== null) {
+      closeSync(this.active.fd);
+      const closed = this.active.segment;
+      this.active = null;
+      // A closed segment whose records were all acked while it was active can go now.
+      if (closed.lastSeq <= (this.acked.get(closed.incarnation) ?? 0)) {
+        unlinkSync(closed.path);
+        this.segments.splice(this.segments.indexOf(closed), 1);
+      }
+    }
+    const path = join(this.options.dir, `${this.options.incarnation}.${String(this.nextSeq).padStart(12, '0')}.jsonl`);
+    const fd = openSync(path, 'a', 0o600);
+    const segment: Segment = { path, incarnation: this.options.incarnation, lastSeq: 0, bytes: fstatSync(fd).size };
+    this.segments.push(segment);
+    this.active = { fd, segment };
+    return this.active;
+  }
+}
