@@ -15,6 +15,7 @@ Operator commands (over gRPC; --help on each):
   keys issue|list|get|revoke
   vendors set
   tokens create
+  audit query|tail|export
 `;
 
 async function main(argv: string[]): Promise<void> {

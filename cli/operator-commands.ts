@@ -8,7 +8,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import type { ServiceError } from '@grpc/grpc-js';
 
 import { OperatorError } from '../core/operator-error.js';
-import { parseKeySpecJson, parseListKeysQuery, parseTokenRole, tokenRoleName, vaultKeyToJson } from '../control-plane/admin-json.js';
+import { auditEntryToJson, parseAuditQuery, parseKeySpecJson, parseListKeysQuery, parseTokenRole, tokenRoleName, vaultKeyToJson } from '../control-plane/admin-json.js';
 import { createOperatorClient } from './operator-client.js';
 
 const HELP: Record<string, string> = {
@@ -23,7 +23,10 @@ const HELP: Record<string, string> = {
   tokens: `usage:
   keybrake tokens create --role admin|issuer|auditor [--name "what it is for"] [--json]`,
   audit: `usage:
-  keybrake audit query|tail|export  (not available yet: the audit trail is not recorded yet)`,
+  keybrake audit query  [--label L] [--key-id vk_…] [--idempotency-key K] [--vendor V] [--object-id ch_…] [--since T] [--until T] [--limit N] [--json]
+  keybrake audit tail   [same filters]            follow new records (Ctrl-C stops)
+  keybrake audit export [same filters] [--format jsonl|csv]   every matching record, oldest page first, to stdout
+  T is an ISO 8601 time or unix seconds.`,
 };
 
 const CONNECTION_HELP = `
@@ -50,6 +53,12 @@ const OPTIONS = {
   'account-sid': { type: 'string' },
   role: { type: 'string' },
   name: { type: 'string' },
+  'key-id': { type: 'string' },
+  'idempotency-key': { type: 'string' },
+  'object-id': { type: 'string' },
+  since: { type: 'string' },
+  until: { type: 'string' },
+  format: { type: 'string' },
 } as const satisfies ParseArgsConfig['options'];
 
 export async function runOperatorCommand(group: string, argv: readonly string[]): Promise<number> {
@@ -114,6 +123,55 @@ export async function runOperatorCommand(group: string, argv: readonly string[])
         print({ vendor: response.credential?.vendor, updated_at: response.credential?.updatedAt }, () => `stored ${vendor} credential (the secret is never shown again)`);
         return 0;
       }
+      case 'audit query':
+      case 'audit tail':
+      case 'audit export': {
+        const filters = dropUndefined({
+          label: values.label, key_id: values['key-id'], idempotency_key: values['idempotency-key'], vendor: values.vendor,
+          vendor_object_id: values['object-id'], since: values.since, until: values.until, limit: values.limit,
+        });
+        const request = parseAuditQuery(new URLSearchParams(filters));
+        const columns = ['ts', 'decision', 'status', 'reason', 'method', 'path', 'usd', 'label', 'key_id', 'vendor_object_id', 'idempotency_key'] as const;
+        const row = (e: Record<string, unknown>) => columns.map((c) => e[c]);
+        if (action === 'query') {
+          const response = await client.queryAudit(request);
+          const entries = response.entries.map(auditEntryToJson);
+          print({ entries, next_cursor: response.nextCursor || null }, () => table(columns.map((c) => c.toUpperCase()), entries.map(row)));
+          return 0;
+        }
+        if (action === 'export') {
+          const format = values.format ?? 'jsonl';
+          if (format !== 'jsonl' && format !== 'csv') return fail('--format must be jsonl or csv');
+          if (format === 'csv') process.stdout.write(`${CSV_COLUMNS.join(',')}\n`);
+          let cursor = '';
+          let count = 0;
+          for (let page = 0; page < 1_000_000; page++) {
+            const response = await client.queryAudit({ ...request, limit: 1000, cursor });
+            for (const entry of response.entries.map(auditEntryToJson)) {
+              process.stdout.write(format === 'jsonl' ? `${JSON.stringify(entry)}\n` : `${CSV_COLUMNS.map((c) => csvCell(entry[c])).join(',')}\n`);
+              count++;
+            }
+            if (process.stderr.isTTY) process.stderr.write(`\rexported ${count} records`);
+            cursor = response.nextCursor;
+            if (cursor === '') break;
+          }
+          if (process.stderr.isTTY) process.stderr.write('\n');
+          return 0;
+        }
+        // tail: newest first from the API; print in time order, then poll for what is newer.
+        let sinceMs = Date.now() - 60_000;
+        const seen = new Set<string>();
+        for (;;) {
+          const response = await client.queryAudit({ ...request, since: new Date(sinceMs), limit: 1000, cursor: '' });
+          const fresh = response.entries.map(auditEntryToJson).filter((e) => !seen.has(String(e['id']))).reverse();
+          for (const entry of fresh) {
+            seen.add(String(entry['id']));
+            process.stdout.write(values.json ? `${JSON.stringify(entry)}\n` : `${row(entry).map((c) => (c === null ? '-' : String(c))).join('  ')}\n`);
+            sinceMs = Math.max(sinceMs, Date.parse(String(entry['ts'])) - 5_000);
+          }
+          await new Promise((r) => setTimeout(r, 1000));
+        }
+      }
       case 'tokens create': {
         const response = await client.createToken({ role: parseTokenRole(values.role), name: values.name ?? '' });
         const info = { token: response.token, id: response.info?.id, role: tokenRoleName(response.info!.role), name: response.info?.name };
@@ -159,4 +217,15 @@ function table(headers: readonly string[], rows: readonly (readonly unknown[])[]
   const cells = [headers, ...rows.map((row) => row.map((c) => (c === null || c === undefined ? '-' : String(c))))];
   const widths = headers.map((_, i) => Math.max(...cells.map((row) => String(row[i] ?? '').length)));
   return cells.map((row) => row.map((c, i) => String(c).padEnd(widths[i] ?? 0)).join('  ').trimEnd()).join('\n');
+}
+
+const CSV_COLUMNS = [
+  'id', 'ts', 'key_id', 'label', 'vendor', 'method', 'path', 'status', 'decision', 'reason', 'amount', 'currency', 'usd_micros',
+  'estimated_usd_micros', 'idempotency_key', 'vendor_request_id', 'vendor_object_id', 'stripe_charge_id', 'replayed', 'dataplane_id', 'latency_ms',
+] as const;
+
+function csvCell(value: unknown): string {
+  if (value === null || value === undefined) return '';
+  const text = String(value);
+  return /[",\n\r]/.test(text) ? `"${text.replaceAll('"', '""')}"` : text;
 }

@@ -18,6 +18,7 @@ import type { KeySpec } from '../../gen/keybrake/v1/operator.js';
 import { createTestStack, startTestControlPlane, type TestControlPlane, type TestStack } from '../support/control-plane.js';
 import { startTestDataPlane, type TestDataPlane } from '../support/data-plane.js';
 import { stripeThrough } from '../support/sdk-clients.js';
+import { KEYBRAKE_BIN } from '../support/processes.js';
 import { startTcpRelay } from '../support/tcp-relay.js';
 import { headerValue, startStripeSimulator, type StripeSimulator } from '../simulators/index.js';
 
@@ -297,6 +298,16 @@ describe('queries', () => {
     const bad = await cp.http('GET', '/audit?since=yesterday');
     expect(bad.status).toBe(422);
     expect(bad.body.error.message).toMatch(/^since: /);
+    // The CLI: a table, JSONL and CSV exports of the same records.
+    const cli = (args: string[]) => run(process.execPath, [KEYBRAKE_BIN, 'audit', ...args, '--addr', `127.0.0.1:${grpcPort}`, '--token', stack.adminToken], { env: { PATH: process.env['PATH'] } });
+    const table = await cli(['query', '--label', label]);
+    expect(table.stdout.split('\n')[0]).toMatch(/^TS\s+DECISION\s+STATUS/);
+    const jsonl = (await cli(['export', '--key-id', key.id])).stdout.trim().split('\n');
+    expect(jsonl.map((line) => (JSON.parse(line) as Entry).vendor_object_id).sort()).toEqual([...ids].sort());
+    const csv = (await cli(['export', '--label', label, '--format', 'csv'])).stdout.trim().split('\n');
+    expect(csv[0]).toMatch(/^id,ts,key_id,label,vendor,method,path,status,decision/);
+    expect(csv).toHaveLength(8);
+
     // Nothing in a record is a secret.
     expect(JSON.stringify(all)).not.toContain(SECRET);
     expect(JSON.stringify(all)).not.toContain(key.vaultKey);
