@@ -18,6 +18,7 @@ import {
   vaultKeyToJson,
 } from './admin-json.js';
 import type { Caller, OperatorService } from './operator-service.js';
+import { createDashboardRoute } from './dashboard/static-route.js';
 
 const MAX_BODY_BYTES = 1024 * 1024;
 
@@ -58,6 +59,14 @@ export function createAdminHttpServer(options: AdminHttpOptions): Server {
 
   const routes: Route[] = [
     { method: 'GET', pattern: /^\/healthz$/, handle: async () => ok({ status: 'ok' }) },
+    {
+      method: 'GET',
+      pattern: /^\/whoami$/,
+      handle: async (ctx) => {
+        const caller = await ctx.caller();
+        return ok({ token_id: caller.tokenId, role: caller.role });
+      },
+    },
     {
       method: 'GET',
       pattern: /^\/readyz$/,
@@ -130,7 +139,10 @@ export function createAdminHttpServer(options: AdminHttpOptions): Server {
     },
   ];
 
+  // The operator dashboard: GET / and /dashboard/… serve its static files (and nothing else).
+  const dashboard = createDashboardRoute({ logger });
   return createServer((request, response) => {
+    if (dashboard.matches(request)) return dashboard.serve(request, response);
     handleRequest(request, routes, service)
       .catch((reason: unknown) => {
         const error = OperatorError.from(reason);
@@ -150,7 +162,12 @@ async function handleRequest(request: IncomingMessage, routes: readonly Route[],
     const message = matches.length > 0 ? `${request.method} is not allowed on ${url.pathname}` : `no route ${request.method} ${url.pathname}`;
     throw new OperatorError('not_found', message);
   }
-  const params = found.match!.slice(1).map((p) => decodeURIComponent(p));
+  let params: string[];
+  try {
+    params = found.match!.slice(1).map((p) => decodeURIComponent(p));
+  } catch {
+    throw new OperatorError('malformed_request', `path: malformed percent-encoding in ${url.pathname}`);
+  }
   const context: RequestContext = {
     request,
     url,

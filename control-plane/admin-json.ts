@@ -7,6 +7,7 @@ import { parseDurationSeconds } from '../core/duration.js';
 import { describeType, formatMicrosAsUsd, parseUsdToMicros } from '../core/money.js';
 import { OperatorError, invalidField } from '../core/operator-error.js';
 import { parseVendor } from '../core/vendors.js';
+import { MAX_TTL_SECONDS } from './key-spec.js';
 import { KeyStatus, TokenRole, type AuditEntry, type KeySpec, type ListKeysRequest, type QueryAuditRequest, type VaultKey } from '../gen/keybrake/v1/operator.js';
 
 type JsonObject = Record<string, unknown>;
@@ -68,7 +69,7 @@ export function parseListKeysQuery(query: URLSearchParams): ListKeysRequest {
   const statusValue = statuses[status];
   if (statusValue === undefined) throw invalidField('status', `must be active, expired or revoked, got ${JSON.stringify(status)}`);
   const limit = query.get('limit');
-  if (limit !== null && !/^\d+$/.test(limit)) throw invalidField('limit', `must be a whole number, got ${JSON.stringify(limit)}`);
+  if (limit !== null && (!/^\d+$/.test(limit) || Number(limit) < 1 || Number(limit) > 1000)) throw invalidField('limit', `must be a whole number from 1 to 1000, got ${JSON.stringify(limit)}`);
   return {
     label: query.get('label') ?? '',
     labelPrefix: query.get('label_prefix') ?? '',
@@ -187,7 +188,11 @@ function moneyField({ field, value }: Picked): number {
 }
 
 function expirySeconds({ field, value }: Picked): number {
-  if (field === 'expires_in') return positive(parseDurationSeconds(requireString(value, field), field), field);
+  if (field === 'expires_in') {
+    const seconds = positive(parseDurationSeconds(requireString(value, field), field), field);
+    if (seconds > MAX_TTL_SECONDS) throw invalidField(field, `at most 90 days ("90d"), got ${JSON.stringify(value)}`);
+    return seconds;
+  }
   if (typeof value !== 'number' || !Number.isSafeInteger(value)) throw invalidField(field, `must be a whole number of seconds, got ${describeType(value)}`);
   return positive(value, field);
 }
@@ -207,11 +212,18 @@ export function parseAuditQuery(query: URLSearchParams): QueryAuditRequest {
     keyId: query.get('key_id') ?? '',
     vendor: query.get('vendor') ?? '',
     vendorObjectId: query.get('vendor_object_id') ?? '',
+    decision: parseDecision(query.get('decision')),
     since: parseInstant(query.get('since'), 'since'),
     until: parseInstant(query.get('until'), 'until'),
     limit: limit === null ? 0 : Number(limit),
     cursor: query.get('cursor') ?? '',
   };
+}
+
+function parseDecision(text: string | null): string {
+  if (text === null || text === '') return '';
+  if (text !== 'allowed' && text !== 'denied') throw invalidField('decision', `must be allowed or denied, got ${JSON.stringify(text)}`);
+  return text;
 }
 
 /** An ISO 8601 timestamp or unix seconds. */

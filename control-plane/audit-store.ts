@@ -15,6 +15,7 @@ export interface AuditFilter {
   readonly keyId?: string;
   readonly vendor?: string;
   readonly vendorObjectId?: string;
+  readonly decision?: string;
   readonly sinceMs?: number;
   readonly untilMs?: number;
   readonly limit: number;
@@ -94,6 +95,7 @@ export class AuditStore {
     if (filter.keyId) bind('key_id = ?', filter.keyId);
     if (filter.vendor) bind('vendor = ?', filter.vendor);
     if (filter.vendorObjectId) bind('vendor_object_id = ?', filter.vendorObjectId);
+    if (filter.decision) bind('decision = ?', filter.decision);
     if (filter.sinceMs !== undefined) bind('ts >= ?', new Date(filter.sinceMs));
     if (filter.untilMs !== undefined) bind('ts < ?', new Date(filter.untilMs));
     if (filter.cursor) {

@@ -229,7 +229,7 @@ export class OperatorService {
     const until = request.until?.getTime();
     if (since !== undefined && until !== undefined && since >= until) throw invalidField('since', 'must be before until');
     const { rows, nextCursor } = await this.audit.query({
-      idempotencyKey: request.idempotencyKey, label: request.label, keyId: request.keyId, vendor: request.vendor, vendorObjectId: request.vendorObjectId,
+      idempotencyKey: request.idempotencyKey, label: request.label, keyId: request.keyId, vendor: request.vendor, vendorObjectId: request.vendorObjectId, decision: request.decision,
       ...(since === undefined ? {} : { sinceMs: since }), ...(until === undefined ? {} : { untilMs: until }), limit, cursor: request.cursor,
     });
     return {

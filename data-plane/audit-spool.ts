@@ -112,13 +112,20 @@ export class AuditSpool {
   ack(incarnation: string, upToSeq: number): number {
     if (upToSeq <= (this.acked.get(incarnation) ?? 0)) return 0;
     this.acked.set(incarnation, upToSeq);
-    const before = this.pending.length;
-    this.pending = this.pending.filter((entry) => {
-      const done = entry.record.incarnation === incarnation && entry.record.seq <= upToSeq;
-      if (done) this.unackedBytes -= entry.bytes;
-      return !done;
-    });
-    const dropped = before - this.pending.length;
+    const isDone = (entry: Pending) => entry.record.incarnation === incarnation && entry.record.seq <= upToSeq;
+    // Acks nearly always cover the oldest records: drop from the front; only mixed incarnations need a full pass.
+    let front = 0;
+    while (front < this.pending.length && isDone(this.pending[front]!)) this.unackedBytes -= this.pending[front++]!.bytes;
+    let dropped = front;
+    this.pending = front === 0 ? this.pending : this.pending.slice(front);
+    if (this.pending.some(isDone)) {
+      const before = this.pending.length;
+      this.pending = this.pending.filter((entry) => {
+        if (isDone(entry)) this.unackedBytes -= entry.bytes;
+        return !isDone(entry);
+      });
+      dropped += before - this.pending.length;
+    }
     for (let i = this.segments.length - 1; i >= 0; i--) {
       const segment = this.segments[i]!;
       if (segment.incarnation !== incarnation || segment.lastSeq > upToSeq || this.active?.segment === segment) continue;

@@ -28,6 +28,7 @@ export interface RunningDataPlane {
 }
 
 const HEADERS_TIMEOUT_MS = 10_000;
+const AUDIT_SHIP_DELAY_MS = 10;
 const MAX_HEADER_BYTES = 16 * 1024;
 
 export async function startDataPlane(config: DataPlaneConfig, logger: Logger): Promise<RunningDataPlane> {
@@ -67,8 +68,17 @@ export async function startDataPlane(config: DataPlaneConfig, logger: Logger): P
     auditShipper.pump();
   }, 200);
   const metrics = createDataPlaneMetrics(cache);
+  // Records are shipped a few milliseconds after they are spooled, so that batches fill up
+  // under load instead of each record becoming its own message, insert and acknowledgement.
+  let shipTimer: NodeJS.Timeout | null = null;
+  const scheduleShipping = () => {
+    shipTimer ??= setTimeout(() => {
+      shipTimer = null;
+      auditShipper.pump();
+    }, AUDIT_SHIP_DELAY_MS);
+  };
   const proxy = createProxyHandler({
-    cache, upstreams, logger, gate, spool, onSpooled: () => auditShipper.pump(),
+    cache, upstreams, logger, gate, spool, onSpooled: scheduleShipping,
     priceTables: config.priceTables, leaseTtlMs: config.leaseTtlMs, maxBodyBytes: config.maxBodyBytes,
   });
 
@@ -102,6 +112,7 @@ export async function startDataPlane(config: DataPlaneConfig, logger: Logger): P
     book: leaseBook,
     async stop() {
       clearInterval(ticker);
+      if (shipTimer !== null) clearTimeout(shipTimer);
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeAllConnections();

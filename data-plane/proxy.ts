@@ -29,7 +29,7 @@ import type { AuditSpool } from './audit-spool.js';
 import { formatMicrosAsUsd as formatUsd } from '../core/money.js';
 import { scrubBuffer, scrubText } from './scrub.js';
 import type { Upstreams } from './upstream.js';
-import { VENDOR_ADAPTERS, type VendorAdapter } from './vendors/index.js';
+import { VENDOR_ADAPTERS, type VendorAdapter, type VendorCredential } from './vendors/index.js';
 
 export interface ProxyOptions {
   readonly cache: PolicyCache;
@@ -89,7 +89,7 @@ export function createProxyHandler(options: ProxyOptions): (request: IncomingMes
       checkGuardedHeaders(adapter, request.headers);
       if (spool.isFull()) throw new ProxyError('audit_unavailable', 'the audit spool is full (no control plane has taken records for a while); nothing was forwarded');
       const body = await readBody(request, options.maxBodyBytes);
-      const forms = adapter.secretForms(credential);
+      const forms = secretFormsOf(adapter, credential);
 
       // Price and reserve: the call goes out only if the most it can cost fits in the lease.
       const priced: PricedRequest = { vendor: adapter.vendor, method, segments, query: target.query, contentType: request.headers['content-type'], body };
@@ -161,6 +161,17 @@ export function createProxyHandler(options: ProxyOptions): (request: IncomingMes
     }
     publishCall({ vendor: adapter.vendor, decision: draft.decision === 'allowed' ? 'allowed' : 'denied', code: draft.reason === '' ? null : (draft.reason as ProxyErrorCode), status: reply.status, durationMs: monotonicNow() - started });
   };
+}
+
+/** The forms of a credential to scrub, computed once per credential the control plane pushed. */
+const secretFormsCache = new WeakMap<VendorCredential, readonly string[]>();
+function secretFormsOf(adapter: VendorAdapter, credential: VendorCredential): readonly string[] {
+  let forms = secretFormsCache.get(credential);
+  if (forms === undefined) {
+    forms = adapter.secretForms(credential);
+    secretFormsCache.set(credential, forms);
+  }
+  return forms;
 }
 
 function headerText(value: string | string[] | undefined): string {

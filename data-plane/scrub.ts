@@ -2,7 +2,8 @@
  * The real secret must never reach a caller, even when a vendor echoes request headers into
  * an error body. Every form of it is replaced before a response leaves. Pure.
  */
-const REDACTED = Buffer.from('[redacted by keybrake]');
+const REDACTED_TEXT = '[redacted by keybrake]';
+const REDACTED = Buffer.from(REDACTED_TEXT);
 
 export function scrubBuffer(body: Buffer, forms: readonly string[]): Buffer {
   let result = body;
@@ -26,6 +27,6 @@ export function scrubBuffer(body: Buffer, forms: readonly string[]): Buffer {
 
 export function scrubText(text: string, forms: readonly string[]): string {
   let result = text;
-  for (const form of forms) if (form.length >= 4) result = result.split(form).join(REDACTED.toString());
+  for (const form of forms) if (form.length >= 4 && result.includes(form)) result = result.split(form).join(REDACTED_TEXT);
   return result;
 }

@@ -163,6 +163,7 @@ function printSummary(s: { etcd: string; postgres: string; grpcAddr: string; adm
 Keybrake is running (Ctrl-C stops everything).
 
   control plane gRPC   ${s.grpcAddr}
+  dashboard            http://${s.adminAddr}/  (sign in with the admin token)
   admin API            http://${s.adminAddr}
   data plane (proxy)   http://${s.proxyAddr}
   etcd                 ${s.etcd}

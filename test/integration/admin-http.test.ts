@@ -180,6 +180,19 @@ describe('listing, revoking and deleting', () => {
     expect((await cp.http('DELETE', `/vault/keys/${body.id}`)).status).toBe(404);
   });
 
+  it('names the field a caller sent, and says who a token is', async () => {
+    const limit = await cp.http('GET', '/vault/keys?limit=5000');
+    expect(limit.status).toBe(422);
+    expect(limit.body.error.message).toMatch(/^limit: /);
+    const ttl = await cp.http('POST', '/vault/keys', { body: { ...seedBody, expires_in: '100d' } });
+    expect(ttl.body.error.message).toMatch(/^expires_in: at most 90 days/);
+    const bad = await cp.http('GET', '/vault/keys/%E0%A4%A');
+    expect(bad.status).toBe(400);
+    expect(bad.body.error.code).toBe('malformed_request');
+    expect((await cp.http('GET', '/whoami')).body).toEqual({ token_id: 'bootstrap', role: 'admin' });
+    expect((await cp.http('GET', '/whoami', { token: null })).status).toBe(401);
+  });
+
   it('answers 404 for an unknown route and 422 for a malformed id', async () => {
     expect((await cp.http('GET', '/nope')).status).toBe(404);
     const bad = await cp.http('GET', '/vault/keys/not-an-id');

@@ -293,6 +293,8 @@ describe('queries', () => {
     expect(all.map((e) => e.vendor_object_id)).toEqual([...ids].reverse());
     expect((await auditFor(`vendor_object_id=${ids[2]}`)).map((e) => e.vendor_object_id)).toEqual([ids[2]]);
     expect(await auditFor(`label=${label}&vendor=twilio`)).toHaveLength(0);
+    expect(await auditFor(`label=${label}&decision=denied`)).toHaveLength(0);
+    expect(await auditFor(`label=${label}&decision=allowed`)).toHaveLength(7);
     expect(await auditFor(`label=${label}&since=${encodeURIComponent(before)}`)).toHaveLength(7);
     expect(await auditFor(`label=${label}&until=${encodeURIComponent(before)}`)).toHaveLength(0);
     const bad = await cp.http('GET', '/audit?since=yesterday');

@@ -288,6 +288,8 @@ export interface QueryAuditRequest {
   cursor: string;
   /** A vendor object (ch_…, pi_…, SM…, an email id). */
   vendorObjectId: string;
+  /** "allowed" or "denied"; empty means both. */
+  decision: string;
 }
 
 export interface AuditEntry {
@@ -2544,6 +2546,7 @@ function createBaseQueryAuditRequest(): QueryAuditRequest {
     limit: 0,
     cursor: "",
     vendorObjectId: "",
+    decision: "",
   };
 }
 
@@ -2575,6 +2578,9 @@ export const QueryAuditRequest: MessageFns<QueryAuditRequest> = {
     }
     if (message.vendorObjectId !== "") {
       writer.uint32(74).string(message.vendorObjectId);
+    }
+    if (message.decision !== "") {
+      writer.uint32(82).string(message.decision);
     }
     return writer;
   },
@@ -2664,6 +2670,14 @@ export const QueryAuditRequest: MessageFns<QueryAuditRequest> = {
             message.vendorObjectId = reader.string();
             continue;
           }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.decision = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2699,6 +2713,7 @@ export const QueryAuditRequest: MessageFns<QueryAuditRequest> = {
         : isSet(object.vendor_object_id)
         ? globalThis.String(object.vendor_object_id)
         : "",
+      decision: isSet(object.decision) ? globalThis.String(object.decision) : "",
     };
   },
 
@@ -2731,6 +2746,9 @@ export const QueryAuditRequest: MessageFns<QueryAuditRequest> = {
     if (message.vendorObjectId !== "") {
       obj.vendorObjectId = message.vendorObjectId;
     }
+    if (message.decision !== "") {
+      obj.decision = message.decision;
+    }
     return obj;
   },
 
@@ -2748,6 +2766,7 @@ export const QueryAuditRequest: MessageFns<QueryAuditRequest> = {
     message.limit = object.limit ?? 0;
     message.cursor = object.cursor ?? "";
     message.vendorObjectId = object.vendorObjectId ?? "";
+    message.decision = object.decision ?? "";
     return message;
   },
 };
