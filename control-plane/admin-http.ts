@@ -6,6 +6,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 
 import { OperatorError, invalidField } from '../core/operator-error.js';
 import type { Logger } from '../core/logger.js';
+import type { Registry } from 'prom-client';
 import {
   auditEntryToJson,
   parseAuditQuery,
@@ -27,6 +28,8 @@ export interface AdminHttpOptions {
   readonly logger: Logger;
   /** Resolves when the control plane can serve (etcd and PostgreSQL reachable). */
   readonly checkReady: () => Promise<void>;
+  /** Prometheus registry served at GET /metrics (no token: it holds no secrets, ids or labels). */
+  readonly metrics?: Registry;
 }
 
 interface Route {
@@ -143,6 +146,14 @@ export function createAdminHttpServer(options: AdminHttpOptions): Server {
   const dashboard = createDashboardRoute({ logger });
   return createServer((request, response) => {
     if (dashboard.matches(request)) return dashboard.serve(request, response);
+    if (request.method === 'GET' && request.url === '/metrics' && options.metrics !== undefined) {
+      const registry = options.metrics;
+      registry.metrics().then(
+        (text) => response.writeHead(200, { 'content-type': registry.contentType }).end(text),
+        () => response.writeHead(500).end(),
+      );
+      return;
+    }
     handleRequest(request, routes, service)
       .catch((reason: unknown) => {
         const error = OperatorError.from(reason);

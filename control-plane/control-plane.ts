@@ -17,6 +17,7 @@ import { AuditStore } from './audit-store.js';
 import { EtcdBudgetLedger } from './budget-ledger.js';
 import { createDataPlaneService, DataPlaneStreams } from './dataplane-service.js';
 import { LeaseService } from './lease-service.js';
+import { createControlPlaneMetrics } from './metrics.js';
 import { summariseSpend } from './spend-summary.js';
 import { bindGrpcServer, createGrpcServer, SERVICE_NAMES } from './grpc-server.js';
 import { PolicyFeed } from './policy-feed.js';
@@ -42,6 +43,7 @@ export async function startControlPlane(config: ControlPlaneConfig, logger: Logg
     logger,
   });
   const streams = new DataPlaneStreams();
+  const metrics = createControlPlaneMetrics();
   const audit = new AuditStore(pool, logger);
   let stopReclaimWatch: (() => Promise<void>) | null = null;
   try {
@@ -71,9 +73,9 @@ export async function startControlPlane(config: ControlPlaneConfig, logger: Logg
   const partitionKeeper = setInterval(() => {
     audit.maintainPartitions(Date.now(), config.auditRetentionDays).catch((error: unknown) => logger.warn({ err: error instanceof Error ? error.message : String(error) }, 'audit partition maintenance failed'));
   }, 3_600_000);
-  const dataPlaneService = createDataPlaneService({ feed, leases, audit, streams, dataplaneToken: config.dataplaneToken, pepper: keys.pepper, logger, heartbeatIntervalMs: config.heartbeatIntervalMs });
+  const dataPlaneService = createDataPlaneService({ feed, leases, audit, metrics, streams, dataplaneToken: config.dataplaneToken, pepper: keys.pepper, logger, heartbeatIntervalMs: config.heartbeatIntervalMs });
   const sweeper = setInterval(() => {
-    leases.sweep().catch((error: unknown) => logger.warn({ err: error instanceof Error ? error.message : String(error) }, 'lease sweep failed'));
+    leases.sweep().then((expired) => metrics.leasesExpired.inc(expired)).catch((error: unknown) => logger.warn({ err: error instanceof Error ? error.message : String(error) }, 'lease sweep failed'));
   }, Math.max(500, Math.floor(config.leaseTtlMs / 4)));
   const { server: grpcServer, health } = createGrpcServer({ service, dataPlaneService, logger });
   const checkReady = async () => {
@@ -82,7 +84,7 @@ export async function startControlPlane(config: ControlPlaneConfig, logger: Logg
       throw new OperatorError('unavailable', `postgres: ${error instanceof Error ? error.message : String(error)}`);
     });
   };
-  const adminServer = createAdminHttpServer({ service, logger, checkReady });
+  const adminServer = createAdminHttpServer({ service, logger, checkReady, metrics: metrics.registry });
 
   const grpcPort = await bindGrpcServer(grpcServer, `${formatHost(config.grpcAddress.host)}:${config.grpcAddress.port}`);
   const adminPort = await listen(adminServer, config.adminAddress.host, config.adminAddress.port);

@@ -13,12 +13,14 @@ import { constantTimeEqual } from './crypto.js';
 import type { AuditRecord } from '../gen/keybrake/v1/dataplane.js';
 import type { AuditStore } from './audit-store.js';
 import type { LeaseService } from './lease-service.js';
+import type { ControlPlaneMetrics } from './metrics.js';
 import type { FeedEvent, PolicyFeed } from './policy-feed.js';
 
 export interface DataPlaneServiceOptions {
   readonly feed: PolicyFeed;
   readonly leases: LeaseService;
   readonly audit: AuditStore;
+  readonly metrics: ControlPlaneMetrics;
   /** Streams by data-plane id, so reclaims reach the holders connected here. */
   readonly streams: DataPlaneStreams;
   readonly dataplaneToken: string;
@@ -85,6 +87,9 @@ export function createDataPlaneService(options: DataPlaneServiceOptions): DataPl
         const byIncarnation = new Map<string, AuditRecord[]>();
         for (const record of records) byIncarnation.set(record.incarnation, [...(byIncarnation.get(record.incarnation) ?? []), record]);
         await options.audit.insert(dataplaneId, records);
+        const committedAt = Date.now();
+        options.metrics.auditRecords.inc(records.length);
+        for (const record of records) options.metrics.auditLag.observe(Math.max(0, committedAt - record.tsUnixMs) / 1000);
         for (const [incarnation, group] of byIncarnation) {
           const seqs = group.map((r) => r.seq).sort((a, b) => a - b);
           const first = seqs[0]!;
@@ -111,8 +116,12 @@ export function createDataPlaneService(options: DataPlaneServiceOptions): DataPl
         }
         if (request.leaseRequest !== undefined && unsubscribe !== null) {
           options.leases.handleLeaseRequest(dataplaneId, request.leaseRequest).then(
-            (grant) => send({ leaseGrant: grant }),
+            (grant) => {
+              options.metrics.leaseRequests.inc({ result: grant.refused !== '' ? 'refused' : grant.short ? 'short' : 'granted' });
+              send({ leaseGrant: grant });
+            },
             (error: unknown) => {
+              options.metrics.leaseRequests.inc({ result: 'failed' });
               logger.warn({ err: error instanceof Error ? error.message : String(error), dataplane_id: dataplaneId }, 'lease request failed');
               // Answer at once, so the waiting call fails closed now rather than at its timeout.
               const { keyId, window, leaseId, seq } = request.leaseRequest!;
@@ -122,7 +131,7 @@ export function createDataPlaneService(options: DataPlaneServiceOptions): DataPl
           return;
         }
         if (request.usageReport !== undefined && unsubscribe !== null) {
-          options.leases.handleUsageReport(request.usageReport).catch((error: unknown) =>
+          options.leases.handleUsageReport(request.usageReport).then(() => options.metrics.usageReports.inc()).catch((error: unknown) =>
             logger.warn({ err: error instanceof Error ? error.message : String(error), dataplane_id: dataplaneId }, 'usage report failed; the next one carries the same totals'),
           );
           return;
@@ -131,6 +140,12 @@ export function createDataPlaneService(options: DataPlaneServiceOptions): DataPl
         dataplaneId = request.hello.dataplaneId;
         const incarnation = request.hello.incarnation;
         unregister = options.streams.add(dataplaneId, send);
+        options.metrics.dataPlaneStreams.inc();
+        const unregisterStream = unregister;
+        unregister = () => {
+          unregisterStream();
+          options.metrics.dataPlaneStreams.dec();
+        };
         logger.info({ dataplane_id: dataplaneId, incarnation }, 'data plane connected');
         send({ welcome: { controlplaneId, keyHashPepper: options.pepper, heartbeatIntervalMs } });
         // Snapshot and subscription in the same tick: no change falls between them.

@@ -226,6 +226,12 @@ describe('vendor credentials', () => {
 });
 
 describe('health', () => {
+  it('serves Prometheus metrics without a token', async () => {
+    const text = await (await fetch(`${cp.adminUrl}/metrics`)).text();
+    expect(text).toContain('keybrake_dataplane_streams');
+    expect(text).toContain('keybrake_audit_lag_seconds_bucket');
+  });
+
   it('answers /healthz and /readyz without a token', async () => {
     expect((await cp.http('GET', '/healthz', { token: null })).body).toEqual({ status: 'ok' });
     expect((await cp.http('GET', '/readyz', { token: null })).status).toBe(200);

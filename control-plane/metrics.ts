@@ -1,0 +1,34 @@
+/**
+ * Prometheus metrics of one control-plane replica, served at /metrics on the admin address.
+ * Labels never carry key ids, labels or tokens: only bounded sets (result, vendor).
+ */
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export interface ControlPlaneMetrics {
+  readonly registry: Registry;
+  readonly dataPlaneStreams: Gauge;
+  readonly leaseRequests: Counter<'result'>;
+  readonly usageReports: Counter;
+  readonly leasesExpired: Counter;
+  readonly auditRecords: Counter;
+  readonly auditLag: Histogram;
+}
+
+export function createControlPlaneMetrics(): ControlPlaneMetrics {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'keybrake_controlplane_' });
+  return {
+    registry,
+    dataPlaneStreams: new Gauge({ name: 'keybrake_dataplane_streams', help: 'Data planes connected to this replica', registers: [registry] }),
+    leaseRequests: new Counter({ name: 'keybrake_lease_requests_total', help: 'Lease requests answered, by result (granted, short, refused, failed)', labelNames: ['result'] as const, registers: [registry] }),
+    usageReports: new Counter({ name: 'keybrake_usage_reports_total', help: 'Usage reports applied to the ledger', registers: [registry] }),
+    leasesExpired: new Counter({ name: 'keybrake_lease_expiries_total', help: 'Accounts in which a silent data plane’s lease was expired (its unreported grant is at risk)', registers: [registry] }),
+    auditRecords: new Counter({ name: 'keybrake_audit_records_total', help: 'Audit records committed to PostgreSQL (duplicates included)', registers: [registry] }),
+    auditLag: new Histogram({
+      name: 'keybrake_audit_lag_seconds',
+      help: 'From the data plane answering a call to its record being committed',
+      buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
+      registers: [registry],
+    }),
+  };
+}
