@@ -53,7 +53,10 @@ export async function startDataPlane(config: DataPlaneConfig, logger: Logger): P
       if (message !== undefined && message !== null) link.send([message]);
     },
     onAuditAck: (ack) => shipper?.onAck(ack),
-    onSynced: () => shipper?.onReconnect(),
+    onSynced: () => {
+      book?.onReconnect();
+      shipper?.onReconnect();
+    },
   });
   const spool = AuditSpool.open({ dir: config.auditSpoolDir, incarnation: link.incarnation, maxBytes: config.auditSpoolMaxBytes });
   if (spool.pendingCount > 0) logger.info({ records: spool.pendingCount }, 'replaying audit records spooled by an earlier run');

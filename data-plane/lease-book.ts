@@ -25,7 +25,7 @@ export interface LeaseBookOptions {
   readonly targetPeriodMs?: number;
   /** Prefetch when what is left drops below this share of the last grant's size. */
   readonly lowWatermark?: number;
-  /** Usage is reported at most this often per account. */
+  /** Usage is reported at most this often per account (lease requests carry it too). */
   readonly reportIntervalMs?: number;
   /** An account with no call for this long gives its lease back. */
   readonly idleReturnMs?: number;
@@ -55,17 +55,19 @@ interface AccountState {
   reduceSeq: number;
   /** Lease requests in flight: seq → send time. */
   readonly inFlight: Map<number, number>;
-  pendingNeedTotal: number;
   lastShort: { atMs: number; windowEndsAtMs: number } | null;
   refused: { reason: string; atMs: number } | null;
   lastActivityMs: number;
   /** Spend reserved per second over the last target period, newest last. */
   readonly recent: number[];
   recentSecond: number;
-  lastGrantSize: number;
+  /** The quantum last asked for: the low watermark is a share of it. */
+  lastQuantum: number;
 }
 
 const REFUSAL_MEMORY_MS = 1000;
+/** A lease request unanswered this long is taken as lost (its stream broke, or the message was dropped). */
+const LOST_REQUEST_MS = 1500;
 const SHORT_MEMORY_MS = 250;
 
 export class LeaseBook {
@@ -81,7 +83,7 @@ export class LeaseBook {
   constructor(private readonly options: LeaseBookOptions) {
     this.targetPeriodMs = options.targetPeriodMs ?? 10_000;
     this.lowWatermark = options.lowWatermark ?? 0.25;
-    this.reportIntervalMs = options.reportIntervalMs ?? 1000;
+    this.reportIntervalMs = options.reportIntervalMs ?? 5000;
     this.idleReturnMs = options.idleReturnMs ?? 60_000;
   }
 
@@ -107,7 +109,7 @@ export class LeaseBook {
     const outgoing: Outgoing[] = this.drainRetired();
     for (const state of states) {
       const left = available(state, nowMs);
-      if (state.inFlight.size === 0 && left < state.lastGrantSize * this.lowWatermark) outgoing.push(this.leaseRequest(state, 0, nowMs));
+      if (state.inFlight.size === 0 && left < state.lastQuantum * this.lowWatermark) outgoing.push(this.leaseRequest(state, 0, nowMs));
     }
     return { reservation: { id: this.nextReservationId++, parts }, outgoing };
   }
@@ -133,8 +135,13 @@ export class LeaseBook {
     const state = this.state(ref, nowMs);
     this.retireIfExpired(state, nowMs);
     const outgoing = this.drainRetired();
-    const needTotal = state.spentMicros + state.reservedMicros + needMicros;
-    if (state.inFlight.size > 0 && state.pendingNeedTotal >= needTotal) return outgoing;
+    // Demand that could not be served counts towards the next quantum, or grants would stay
+    // small exactly while calls are waiting.
+    this.recordRate(state, needMicros, nowMs);
+    // One request in flight per account: waiting calls share its answer and ask again after it.
+    // A request unanswered for too long was lost with its stream: it no longer counts.
+    this.forgetLostRequests(state, nowMs);
+    if (state.inFlight.size > 0) return outgoing;
     state.lastShort = null;
     outgoing.push(this.leaseRequest(state, needMicros, nowMs));
     return outgoing;
@@ -145,16 +152,13 @@ export class LeaseBook {
     if (state === undefined || grant.leaseId !== this.leaseId(state)) return;
     const sentAt = state.inFlight.get(grant.seq);
     state.inFlight.delete(grant.seq);
-    if (state.inFlight.size === 0) state.pendingNeedTotal = 0;
     this.ttlMs = grant.ttlMs > 0 ? grant.ttlMs : this.ttlMs;
     if (grant.refused !== '') {
       state.refused = { reason: grant.refused, atMs: nowMs };
       return;
     }
     state.refused = null;
-    const before = state.grantedMicros;
     state.grantedMicros = grant.seq >= state.reduceSeq ? grant.grantedTotalMicros : Math.min(state.grantedMicros, grant.grantedTotalMicros);
-    if (state.grantedMicros > before) state.lastGrantSize = state.grantedMicros - before;
     if (sentAt !== undefined) state.deadlineMs = Math.max(state.deadlineMs, sentAt + grant.ttlMs - deadlineMargin(grant.ttlMs));
     state.lastShort = grant.short ? { atMs: nowMs, windowEndsAtMs: grant.windowEndsAtUnixMs } : null;
   }
@@ -168,9 +172,17 @@ export class LeaseBook {
     return this.report(state, nowMs, { keep, close: false });
   }
 
+  /** A new stream: answers to requests sent on the old one will never come. */
+  onReconnect(): void {
+    for (const state of this.accounts.values()) state.inFlight.clear();
+  }
+
   /** Periodic work: usage reports, extensions before the deadline, idle returns. */
   tick(nowMs: number): Outgoing[] {
-    for (const state of this.accounts.values()) this.retireIfExpired(state, nowMs);
+    for (const state of this.accounts.values()) {
+      this.retireIfExpired(state, nowMs);
+      this.forgetLostRequests(state, nowMs);
+    }
     const outgoing: Outgoing[] = this.drainRetired();
     for (const state of this.accounts.values()) {
       if (state.grantedMicros === 0 && state.inFlight.size === 0) continue;
@@ -212,11 +224,11 @@ export class LeaseBook {
   private leaseRequest(state: AccountState, needMicros: number, nowMs: number): Outgoing {
     const seq = ++this.seq;
     const committed = state.spentMicros + state.reservedMicros;
-    const quantum = Math.max(needMicros, this.periodSpend(state, nowMs), state.lastGrantSize, 1);
+    const quantum = Math.max(needMicros, this.periodSpend(state, nowMs), 1);
     const wantTotal = Math.max(state.grantedMicros, committed + needMicros + quantum);
+    state.lastQuantum = quantum;
     const needTotal = needMicros === 0 ? 0 : committed + needMicros;
     state.inFlight.set(seq, nowMs);
-    state.pendingNeedTotal = Math.max(state.pendingNeedTotal, needTotal);
     return {
       leaseRequest: {
         keyId: state.ref.keyId,
@@ -269,7 +281,6 @@ export class LeaseBook {
     state.reportedMicros = 0;
     state.deadlineMs = 0;
     state.inFlight.clear();
-    state.pendingNeedTotal = 0;
     state.reduceSeq = 0;
     if (quiet) this.retired.push({ usageReport: { keyId: state.ref.keyId, window: state.ref.window, leaseId: oldLease, seq: ++this.seq, reportedMicros: spent, keepTotalMicros: -1, close: true } });
   }
@@ -279,6 +290,10 @@ export class LeaseBook {
 
   drainRetired(): Outgoing[] {
     return this.retired.splice(0);
+  }
+
+  private forgetLostRequests(state: AccountState, nowMs: number): void {
+    for (const [seq, sentAt] of state.inFlight) if (nowMs - sentAt > LOST_REQUEST_MS) state.inFlight.delete(seq);
   }
 
   private leaseId(state: AccountState): string {
@@ -300,13 +315,12 @@ export class LeaseBook {
         lastReportAtMs: nowMs,
         reduceSeq: 0,
         inFlight: new Map(),
-        pendingNeedTotal: 0,
         lastShort: null,
         refused: null,
         lastActivityMs: nowMs,
         recent: [],
         recentSecond: Math.floor(nowMs / 1000),
-        lastGrantSize: 0,
+        lastQuantum: 0,
       };
       this.accounts.set(id, state);
     }

@@ -20,8 +20,6 @@ export interface SpendGateOptions {
   readonly reclaimPauseMs?: number;
 }
 
-const MAX_ROUNDS = 4;
-
 export class SpendGate {
   private readonly waiters = new Map<string, (() => void)[]>();
   private readonly now: () => number;
@@ -37,8 +35,11 @@ export class SpendGate {
   }
 
   async reserve(refs: readonly AccountRef[], micros: number): Promise<Reservation> {
+    // Keep trying until an answer says the cap is short (429) or the control plane is silent
+    // for too long (503). A call is never refused for the cap unless the ledger said so.
+    const deadline = this.now() + this.answerTimeoutMs;
     let shortRounds = 0;
-    for (let round = 0; round < MAX_ROUNDS + 2; round++) {
+    for (;;) {
       const attempt = this.options.book.reserve(refs, micros, this.now());
       if ('reservation' in attempt) {
         if (attempt.outgoing.length > 0) this.options.send(attempt.outgoing);
@@ -49,17 +50,19 @@ export class SpendGate {
       if (blocked.reason === 'short') {
         shortRounds++;
         if (shortRounds > 1) throw capExceeded(blocked.windowEndsAtMs, this.wallNow());
+        // Other data planes are being asked to give back what they do not use: ask again shortly.
         await sleep(this.reclaimPauseMs);
       }
+      const left = deadline - this.now();
+      if (left <= 0) throw new ProxyError('control_plane_unavailable', `no lease answer from the control plane within ${this.answerTimeoutMs} ms; nothing was forwarded`);
       const messages = this.options.book.requestFor(blocked.account, micros, this.now());
       if (messages.length > 0 && !this.options.send(messages)) {
         throw new ProxyError('control_plane_unavailable', 'no leased budget left for this key and no control plane reachable; nothing was forwarded');
       }
-      if (!(await this.answer(blocked.account))) {
-        throw new ProxyError('control_plane_unavailable', `no answer from the control plane within ${this.answerTimeoutMs} ms; nothing was forwarded`);
+      if (!(await this.answer(blocked.account, left))) {
+        throw new ProxyError('control_plane_unavailable', `no lease answer from the control plane within ${this.answerTimeoutMs} ms; nothing was forwarded`);
       }
     }
-    throw new ProxyError('spend_cap_exceeded', 'the cap has no room for this call');
   }
 
   settle(reservation: Reservation, actualMicros: number): void {
@@ -78,14 +81,14 @@ export class SpendGate {
     for (const wake of list) wake();
   }
 
-  private answer(ref: AccountRef): Promise<boolean> {
+  private answer(ref: AccountRef, timeoutMs: number): Promise<boolean> {
     return new Promise((resolve) => {
       const id = accountId(ref);
       const timer = setTimeout(() => {
         const list = this.waiters.get(id);
         if (list !== undefined) this.waiters.set(id, list.filter((w) => w !== wake));
         resolve(false);
-      }, this.answerTimeoutMs);
+      }, timeoutMs);
       const wake = () => {
         clearTimeout(timer);
         resolve(true);
