@@ -28,7 +28,7 @@ export interface RunningDataPlane {
 }
 
 const HEADERS_TIMEOUT_MS = 10_000;
-const AUDIT_SHIP_DELAY_MS = 10;
+const AUDIT_SHIP_DELAY_MS = 50;
 const MAX_HEADER_BYTES = 16 * 1024;
 
 export async function startDataPlane(config: DataPlaneConfig, logger: Logger): Promise<RunningDataPlane> {
