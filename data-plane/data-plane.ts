@@ -19,6 +19,7 @@ import { LeaseBook } from './lease-book.js';
 import { AuditShipper } from './audit-shipper.js';
 import { AuditSpool } from './audit-spool.js';
 import { SpendGate } from './spend-gate.js';
+import { PricedIntents } from './priced-intents.js';
 
 export interface RunningDataPlane {
   readonly port: number;
@@ -81,7 +82,7 @@ export async function startDataPlane(config: DataPlaneConfig, logger: Logger): P
     }, AUDIT_SHIP_DELAY_MS);
   };
   const proxy = createProxyHandler({
-    cache, upstreams, logger, gate, spool, onSpooled: scheduleShipping,
+    cache, upstreams, logger, gate, spool, onSpooled: scheduleShipping, pricedIntents: new PricedIntents(),
     priceTables: config.priceTables, leaseTtlMs: config.leaseTtlMs, maxBodyBytes: config.maxBodyBytes,
   });
 

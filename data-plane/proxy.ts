@@ -26,6 +26,7 @@ import type { PolicyCache } from './policy-cache.js';
 import { ProxyError, type ProxyErrorCode } from './proxy-error.js';
 import type { AuditRecord } from '../gen/keybrake/v1/dataplane.js';
 import type { AuditSpool } from './audit-spool.js';
+import { createsIntent, intentSettledBefore, type PricedIntents } from './priced-intents.js';
 import { formatMicrosAsUsd as formatUsd } from '../core/money.js';
 import { scrubBuffer, scrubText } from './scrub.js';
 import type { Upstreams } from './upstream.js';
@@ -40,6 +41,7 @@ export interface ProxyOptions {
   readonly leaseTtlMs: number;
   readonly maxBodyBytes: number;
   readonly spool: AuditSpool;
+  readonly pricedIntents: PricedIntents;
   /** Called after each record is spooled (the shipper sends it on). */
   readonly onSpooled?: () => void;
   readonly monotonicNow?: () => number;
@@ -93,7 +95,11 @@ export function createProxyHandler(options: ProxyOptions): (request: IncomingMes
 
       // Price and reserve: the call goes out only if the most it can cost fits in the lease.
       const priced: PricedRequest = { vendor: adapter.vendor, method, segments, query: target.query, contentType: request.headers['content-type'], body };
-      const estimate = estimateCost(priced, { perCallEstimateMicros: key.policy.perCallEstimateMicros }, options.priceTables);
+      const alreadyPriced = adapter.vendor === 'stripe' ? intentSettledBefore(method, segments) : null;
+      const estimate: CostEstimate =
+        alreadyPriced !== null && options.pricedIntents.has(key.policy.id, alreadyPriced)
+          ? { kind: 'free' }
+          : estimateCost(priced, { perCallEstimateMicros: key.policy.perCallEstimateMicros }, options.priceTables);
       if (estimate.kind === 'priced') {
         draft.estimatedUsdMicros = estimate.micros;
         draft.amount = estimate.amount ?? -1;
@@ -124,6 +130,9 @@ export function createProxyHandler(options: ProxyOptions): (request: IncomingMes
         throw error;
       }
       const settlement = settleCost(priced, estimate, upstream, options.priceTables);
+      if (estimate.kind === 'priced' && upstream.status < 300 && settlement.objectId !== null && createsIntent(method, segments) && !settlement.replayed) {
+        options.pricedIntents.remember(key.policy.id, settlement.objectId);
+      }
       const spent = reservation === null ? 0 : settlement.micros;
       if (reservation !== null) options.gate.settle(reservation, spent);
       Object.assign(draft, {

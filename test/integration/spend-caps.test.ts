@@ -216,3 +216,28 @@ describe('denials a caller can act on', () => {
     expect(unpriced.headers.get('keybrake-error')).toBe('request_malformed');
   });
 });
+
+describe('PaymentIntents priced once', () => {
+  it('confirming an intent this data plane priced at creation costs nothing more; an unknown one needs a per-call estimate', async () => {
+    const [dp] = await dataPlanes(1);
+    const spec: KeySpec = {
+      vendor: 'stripe', label: 'caps/intents', allowedEndpoints: ['POST /v1/payment_intents', 'POST /v1/payment_intents/*/confirm'],
+      dailyCapMicros: 0, budgetMicros: 10_000_000, expiresInSeconds: 3600, perCallEstimateMicros: 0,
+    };
+    const { issued } = await cp.client.issueKey({ spec });
+    const post = (path: string, body: string) =>
+      fetch(`${dp!.url}${path}`, { method: 'POST', headers: { authorization: `Bearer ${issued!.vaultKey}`, 'content-type': 'application/x-www-form-urlencoded' }, body });
+    const created = await post('/v1/payment_intents', 'amount=600&currency=usd');
+    expect(created.status).toBe(200);
+    const intent = (await created.json()) as { id: string };
+    const confirmed = await post(`/v1/payment_intents/${intent.id}/confirm`, '');
+    expect(confirmed.status).toBe(200);
+    // The $6.00 was counted once, at creation: $4.00 of the $10.00 budget is left for a second intent.
+    expect((await post('/v1/payment_intents', 'amount=400&currency=usd')).status).toBe(200);
+    expect((await post('/v1/payment_intents', 'amount=1&currency=usd')).status).toBe(429);
+
+    const elsewhere = (await (await fetch(`${sim.url}/v1/payment_intents`, { method: 'POST', headers: { authorization: `Bearer ${SECRET}` }, body: new URLSearchParams({ amount: '100', currency: 'usd' }) })).json()) as { id: string };
+    const unknown = await post(`/v1/payment_intents/${elsewhere.id}/confirm`, '');
+    expect(unknown.status).toBe(402);
+  });
+});
