@@ -65,7 +65,7 @@ export class AuditStore {
     const values: unknown[] = [];
     const rows = records.map((r) => {
       const row = [
-        new Date(r.tsUnixMs), dataplaneId, r.incarnation, r.seq, orNull(r.keyId), orNull(r.label), r.vendor, r.method, r.path, r.status, r.decision,
+        new Date(r.tsUnixMs), dataplaneId, r.incarnation, r.seq, orNull(r.keyId), orNull(r.label), clean(r.vendor), clean(r.method), clean(r.path), r.status, r.decision,
         orNull(r.reason), r.amount < 0 ? null : r.amount, orNull(r.currency), r.estimatedUsdMicros, r.usdMicros, orNull(r.idempotencyKey),
         orNull(r.vendorRequestId), orNull(r.vendorObjectId), orNull(r.stripeChargeId), r.replayed, r.latencyMs,
       ];
@@ -139,8 +139,13 @@ export class AuditStore {
   }
 }
 
+function clean(value: string): string {
+  return value.replaceAll('\u0000', '');
+}
+
+/** PostgreSQL text cannot hold NUL: a vendor answer carrying one must not poison the batch. */
 function orNull(value: string): string | null {
-  return value === '' ? null : value;
+  return value === '' ? null : value.replaceAll('\u0000', '');
 }
 
 function toRow(row: Record<string, unknown>): AuditRow {

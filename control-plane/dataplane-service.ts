@@ -80,18 +80,36 @@ export function createDataPlaneService(options: DataPlaneServiceOptions): DataPl
         heartbeat = null;
       };
 
-      // Audit batches are committed in the order they came, then acknowledged.
+      // Audit batches are committed in the order they came, then acknowledged (acks are cumulative).
+      // After a failed batch nothing behind it is stored or acknowledged, so no later ack can cover
+      // it, until the data plane, having heard no ack, sends everything unacknowledged again. The
+      // stream itself stays up: leases and policy keep flowing while PostgreSQL is away.
       let auditChain: Promise<void> = Promise.resolve();
+      let auditFailed = false;
       const lastSeqs = new Map<string, number>();
+      const resumesAfterFailure = (records: readonly AuditRecord[]) => {
+        const firstSeqs = new Map<string, number>();
+        for (const r of records) firstSeqs.set(r.incarnation, Math.min(firstSeqs.get(r.incarnation) ?? r.seq, r.seq));
+        for (const [incarnation, first] of firstSeqs) if (first > (lastSeqs.get(incarnation) ?? 0) + 1 && lastSeqs.has(incarnation)) return false;
+        return true;
+      };
       const ingest = async (records: readonly AuditRecord[]) => {
-        const byIncarnation = new Map<string, AuditRecord[]>();
-        for (const record of records) byIncarnation.set(record.incarnation, [...(byIncarnation.get(record.incarnation) ?? []), record]);
+        if (auditFailed) {
+          if (!resumesAfterFailure(records)) return;
+          auditFailed = false;
+        }
+        const byIncarnation = new Map<string, number[]>();
+        for (const record of records) {
+          const seqs = byIncarnation.get(record.incarnation);
+          if (seqs === undefined) byIncarnation.set(record.incarnation, [record.seq]);
+          else seqs.push(record.seq);
+        }
         await options.audit.insert(dataplaneId, records);
         const committedAt = Date.now();
         options.metrics.auditRecords.inc(records.length);
         for (const record of records) options.metrics.auditLag.observe(Math.max(0, committedAt - record.tsUnixMs) / 1000);
-        for (const [incarnation, group] of byIncarnation) {
-          const seqs = group.map((r) => r.seq).sort((a, b) => a - b);
+        for (const [incarnation, seqs] of byIncarnation) {
+          seqs.sort((a, b) => a - b);
           const first = seqs[0]!;
           const last = seqs.at(-1)!;
           const previous = lastSeqs.get(incarnation);
@@ -104,13 +122,9 @@ export function createDataPlaneService(options: DataPlaneServiceOptions): DataPl
       call.on('data', (request: ConnectRequest) => {
         if (request.auditBatch !== undefined && unsubscribe !== null) {
           const records = request.auditBatch.records;
-          auditChain = auditChain.then(
-            () => ingest(records),
-            () => ingest(records),
-          ).catch((error: unknown) => {
-            // Not acknowledged: the data plane keeps the records and sends them again after a reconnect.
-            logger.error({ err: error instanceof Error ? error.message : String(error), dataplane_id: dataplaneId }, 'could not store audit records');
-            call.destroy(error instanceof Error ? error : new Error(String(error)));
+          auditChain = auditChain.then(() => ingest(records)).catch((error: unknown) => {
+            if (!auditFailed) logger.error({ err: error instanceof Error ? error.message : String(error), dataplane_id: dataplaneId }, 'could not store audit records; waiting for the data plane to send them again');
+            auditFailed = true;
           });
           return;
         }

@@ -7,6 +7,9 @@
 import type { AuditAck, ConnectRequest } from '../gen/keybrake/v1/dataplane.js';
 import type { AuditSpool } from './audit-spool.js';
 
+/** Unacknowledged for this long, the batches in flight are taken as not stored and sent again. */
+const RESEND_AFTER_MS = 3000;
+
 export interface AuditShipperOptions {
   readonly spool: AuditSpool;
   readonly send: (messages: readonly ConnectRequest[]) => boolean;
@@ -26,18 +29,29 @@ export class AuditShipper {
     this.maxBatchesInFlight = options.maxBatchesInFlight ?? 4;
   }
 
-  /** Sends what is pending, as far as the window allows. */
-  pump(): void {
+  private lastAckOrSendMs = 0;
+
+  /**
+   * Sends what is pending, as far as the window allows. Batches that stay unacknowledged too
+   * long (the control plane could not store them) are sent again, from the oldest.
+   */
+  pump(nowMs = performance.now()): void {
+    if (this.batchesInFlight > 0 && nowMs - this.lastAckOrSendMs > RESEND_AFTER_MS) {
+      this.sent = 0;
+      this.batchesInFlight = 0;
+    }
     while (this.batchesInFlight < this.maxBatchesInFlight) {
       const records = this.options.spool.unacked(this.sent, this.batchSize);
       if (records.length === 0) return;
       if (!this.options.send([{ auditBatch: { records } }])) return;
       this.sent += records.length;
+      if (this.batchesInFlight === 0) this.lastAckOrSendMs = nowMs;
       this.batchesInFlight++;
     }
   }
 
   onAck(ack: AuditAck): void {
+    this.lastAckOrSendMs = performance.now();
     const dropped = this.options.spool.ack(ack.incarnation, ack.upToSeq);
     this.sent = Math.max(0, this.sent - dropped);
     this.batchesInFlight = Math.max(0, this.batchesInFlight - 1);

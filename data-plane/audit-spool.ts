@@ -113,12 +113,14 @@ export class AuditSpool {
     if (upToSeq <= (this.acked.get(incarnation) ?? 0)) return 0;
     this.acked.set(incarnation, upToSeq);
     const isDone = (entry: Pending) => entry.record.incarnation === incarnation && entry.record.seq <= upToSeq;
-    // Acks nearly always cover the oldest records: drop from the front; only mixed incarnations need a full pass.
+    // Acks nearly always cover the oldest records: drop them from the front. Only while an
+    // earlier incarnation's replayed records sit in front is a full pass needed.
     let front = 0;
     while (front < this.pending.length && isDone(this.pending[front]!)) this.unackedBytes -= this.pending[front++]!.bytes;
     let dropped = front;
-    this.pending = front === 0 ? this.pending : this.pending.slice(front);
-    if (this.pending.some(isDone)) {
+    if (front > 0) this.pending.splice(0, front);
+    const head = this.pending[0];
+    if (head !== undefined && head.record.incarnation !== incarnation && this.pending.some(isDone)) {
       const before = this.pending.length;
       this.pending = this.pending.filter((entry) => {
         if (isDone(entry)) this.unackedBytes -= entry.bytes;

@@ -48,7 +48,19 @@ export class ControlPlaneLink {
 
   start(): void {
     this.connect();
+    // A stream can go quiet without breaking (a half-dead connection, a control plane that
+    // stopped talking): with no message for a few heartbeats, start a new one.
+    this.watchdog = setInterval(() => {
+      if (this.stream !== null && this.synced && this.now() - this.lastReceivedMs > Math.max(6000, 3 * this.heartbeatIntervalMs)) {
+        this.options.logger.warn({ silent_ms: Math.round(this.now() - this.lastReceivedMs) }, 'control-plane stream went quiet; reconnecting');
+        this.stream.cancel();
+      }
+    }, 1000);
   }
+
+  private watchdog: NodeJS.Timeout | null = null;
+  private lastReceivedMs = 0;
+  private heartbeatIntervalMs = 2000;
 
   /** Resolves once a snapshot has been applied (or after `timeoutMs`). */
   whenSynced(timeoutMs: number): Promise<boolean> {
@@ -78,6 +90,7 @@ export class ControlPlaneLink {
 
   stop(): void {
     this.stopped = true;
+    if (this.watchdog !== null) clearInterval(this.watchdog);
     if (this.reconnectTimer !== null) clearTimeout(this.reconnectTimer);
     this.stream?.cancel();
     this.client?.close();
@@ -115,7 +128,9 @@ export class ControlPlaneLink {
   private receive(message: ConnectResponse, address: string): void {
     const cache = this.options.cache;
     const now = this.now();
+    this.lastReceivedMs = now;
     if (message.welcome !== undefined) {
+      if (message.welcome.heartbeatIntervalMs > 0) this.heartbeatIntervalMs = message.welcome.heartbeatIntervalMs;
       cache.welcome(message.welcome.keyHashPepper, now);
     } else if (message.snapshot !== undefined) {
       cache.applySnapshot(message.snapshot, now);

@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 
+import pg from 'pg';
 import Stripe from 'stripe';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
@@ -273,6 +274,38 @@ describe('durable through crashes', () => {
     expectExactlyOnce(entries, label);
     const gaps = await cp.http('GET', '/healthz');
     expect(gaps.status).toBe(200);
+  });
+});
+
+describe('when PostgreSQL refuses records', () => {
+  it('the data plane keeps serving, and every record lands once PostgreSQL takes them again', async () => {
+    const label = 'audit/pg-down';
+    const key = await issue(label);
+    const dp = await dataPlane();
+    const stripe = stripeThrough(dp.url, key.vaultKey);
+    await stripe.charges.create({ amount: 5000, currency: 'usd', source: 'tok_visa', description: label });
+    await awaitRecords(label, 1);
+    const db = new pg.Client({ connectionString: stack.databaseUrl });
+    await db.connect();
+    try {
+      await db.query('ALTER TABLE audit_records RENAME TO audit_records_away');
+      let answered = 1;
+      for (let i = 0; i < 12; i++) {
+        const charge = await stripe.charges.create({ amount: 100 + i, currency: 'usd', source: 'tok_visa', description: label });
+        expect(charge.id).toMatch(/^ch_/);
+        answered++;
+        await new Promise((r) => setTimeout(r, 500)); // 6 s in all: longer than the 5 s lease TTL
+      }
+      await db.query('ALTER TABLE audit_records_away RENAME TO audit_records');
+      const entries = await awaitRecords(label, answered, 20_000);
+      expect(entries).toHaveLength(answered);
+      expectExactlyOnce(entries, label);
+      const gaps = await db.query('SELECT count(*)::int AS n FROM audit_gaps');
+      expect(gaps.rows[0].n).toBe(0);
+    } finally {
+      await db.query('ALTER TABLE IF EXISTS audit_records_away RENAME TO audit_records').catch(() => undefined);
+      await db.end();
+    }
   });
 });
 
