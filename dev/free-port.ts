@@ -1,7 +1,28 @@
 import { createServer } from 'node:net';
 
-/** Asks the kernel for a free loopback port. Another process could take it before use; callers bind soon after. */
-export function freePort(): Promise<number> {
+/**
+ * A free loopback port below the kernel's ephemeral range (32768 and up on Linux), so the
+ * outgoing connections every process opens cannot take it between this check and the bind,
+ * nor while a stack restarts on the same ports. Another process could still bind it first;
+ * callers bind soon after.
+ */
+export async function freePort(): Promise<number> {
+  for (let attempt = 0; attempt < 50; attempt++) {
+    const port = 20_000 + Math.floor(Math.random() * 12_000);
+    if (await canBind(port)) return port;
+  }
+  return bindAny();
+}
+
+function canBind(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const server = createServer();
+    server.once('error', () => resolve(false));
+    server.listen(port, '127.0.0.1', () => server.close(() => resolve(true)));
+  });
+}
+
+function bindAny(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.once('error', reject);

