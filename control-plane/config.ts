@@ -56,6 +56,10 @@ export function compileControlPlaneConfig(env: Env): ControlPlaneConfig {
     throw new ConfigError('KEYBRAKE_LEASE_TTL', `cannot parse duration ${JSON.stringify(leaseText)} (e.g. "30s")`);
   }
   if (leaseSeconds < 1) throw new ConfigError('KEYBRAKE_LEASE_TTL', 'must be at least 1s');
+  // Data planes fail closed after a lease TTL of silence: quiet streams must hear a heartbeat well before.
+  if (heartbeatSeconds * 3 > leaseSeconds) {
+    throw new ConfigError('KEYBRAKE_HEARTBEAT_INTERVAL', `must be at most a third of KEYBRAKE_LEASE_TTL (${leaseSeconds}s), got ${heartbeatSeconds}s`);
+  }
 
   const retentionText = readOptional(env, 'KEYBRAKE_AUDIT_RETENTION_DAYS') ?? '400';
   if (!/^\d+$/.test(retentionText) || Number(retentionText) < 1) throw new ConfigError('KEYBRAKE_AUDIT_RETENTION_DAYS', `must be a whole number of days, at least 1; got ${JSON.stringify(retentionText)}`);

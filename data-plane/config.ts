@@ -1,4 +1,5 @@
 import { readFileSync } from 'node:fs';
+import { hostname } from 'node:os';
 
 import { compilePriceTables, DEFAULT_PRICE_TABLES, PriceTableError, type PriceTables } from '../core/cost/index.js';
 import { parseDurationSeconds } from '../core/duration.js';
@@ -54,6 +55,14 @@ function readDurationMs(env: Env, variable: string, fallback: string, min = 1): 
   return seconds * 1000;
 }
 
+function readLogLevel(env: Env): string {
+  const level = readOptional(env, 'KEYBRAKE_LOG_LEVEL') ?? 'info';
+  if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(level)) {
+    throw new ConfigError('KEYBRAKE_LOG_LEVEL', 'must be one of fatal, error, warn, info, debug, trace, silent');
+  }
+  return level;
+}
+
 function readPositiveInteger(env: Env, variable: string, fallback: number): number {
   const text = readOptional(env, variable);
   if (text === undefined) return fallback;
@@ -70,7 +79,10 @@ export function compileDataPlaneConfig(env: Env): DataPlaneConfig {
       throw new ConfigError('KEYBRAKE_CONTROL_PLANE', `${JSON.stringify(item)} must be host:port (no scheme)`);
     }
   }
-  const dataplaneId = readOptional(env, 'KEYBRAKE_DATAPLANE_ID') ?? `dp-${process.pid}`;
+  const proxyAddress = parseListenAddress(env, 'KEYBRAKE_PROXY_ADDR', '127.0.0.1:8080');
+  // Stable across restarts (host and port), so a restarted data plane finds its own spool and
+  // the control plane recognises its records.
+  const dataplaneId = readOptional(env, 'KEYBRAKE_DATAPLANE_ID') ?? `dp-${hostname().replace(/[^A-Za-z0-9._-]/g, '-').slice(0, 48)}-${proxyAddress.port}`;
   if (!/^[A-Za-z0-9._-]{1,64}$/.test(dataplaneId)) throw new ConfigError('KEYBRAKE_DATAPLANE_ID', 'must be 1-64 of A-Z a-z 0-9 . _ -');
   const single = (variable: string, fallback: string) => {
     const urls = parseUrlList(env, variable, fallback);
@@ -80,7 +92,7 @@ export function compileDataPlaneConfig(env: Env): DataPlaneConfig {
   return {
     controlPlanes,
     dataplaneToken: readSecretToken(env, 'KEYBRAKE_DATAPLANE_TOKEN', 24),
-    proxyAddress: parseListenAddress(env, 'KEYBRAKE_PROXY_ADDR', '127.0.0.1:8080'),
+    proxyAddress,
     dataplaneId,
     auditSpoolDir: readOptional(env, 'KEYBRAKE_AUDIT_SPOOL_DIR') ?? `.keybrake/spool/${dataplaneId}`,
     upstreams: {
@@ -88,7 +100,7 @@ export function compileDataPlaneConfig(env: Env): DataPlaneConfig {
       twilio: single('KEYBRAKE_UPSTREAM_TWILIO', 'https://api.twilio.com'),
       resend: single('KEYBRAKE_UPSTREAM_RESEND', 'https://api.resend.com'),
     },
-    logLevel: readOptional(env, 'KEYBRAKE_LOG_LEVEL') ?? 'info',
+    logLevel: readLogLevel(env),
     leaseTtlMs: readDurationMs(env, 'KEYBRAKE_LEASE_TTL', '30s'),
     maxBodyBytes: readPositiveInteger(env, 'KEYBRAKE_MAX_BODY_BYTES', 1024 * 1024),
     upstreamTimeoutMs: readDurationMs(env, 'KEYBRAKE_UPSTREAM_TIMEOUT', '60s'),

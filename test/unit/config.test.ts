@@ -37,6 +37,8 @@ describe('control-plane configuration', () => {
     [{ KEYBRAKE_DATAPLANE_TOKEN: undefined }, /^KEYBRAKE_DATAPLANE_TOKEN: is required/],
     [{ KEYBRAKE_ETCD_PREFIX: 'keybrake' }, /^KEYBRAKE_ETCD_PREFIX: must start and end with "\/"/],
     [{ KEYBRAKE_LOG_LEVEL: 'loud' }, /^KEYBRAKE_LOG_LEVEL: must be one of/],
+    [{ KEYBRAKE_HEARTBEAT_INTERVAL: '20s' }, /^KEYBRAKE_HEARTBEAT_INTERVAL: must be at most a third of KEYBRAKE_LEASE_TTL \(30s\)/],
+    [{ KEYBRAKE_AUDIT_RETENTION_DAYS: '0' }, /^KEYBRAKE_AUDIT_RETENTION_DAYS: /],
   ])('names the variable when %j', (change, message) => {
     expect(() => compileControlPlaneConfig({ ...good, ...change })).toThrow(message);
   });
@@ -44,6 +46,13 @@ describe('control-plane configuration', () => {
 
 describe('data-plane configuration', () => {
   const dp = { KEYBRAKE_CONTROL_PLANE: '127.0.0.1:7070', KEYBRAKE_DATAPLANE_TOKEN: 'd'.repeat(32) };
+  it('defaults to a data-plane id that survives restarts (host and port)', () => {
+    const a = compileDataPlaneConfig({ ...dp, KEYBRAKE_PROXY_ADDR: '127.0.0.1:8081' });
+    expect(a.dataplaneId).toMatch(/^dp-.+-8081$/);
+    expect(compileDataPlaneConfig({ ...dp, KEYBRAKE_PROXY_ADDR: '127.0.0.1:8081' }).dataplaneId).toBe(a.dataplaneId);
+    expect(a.auditSpoolDir).toBe(`.keybrake/spool/${a.dataplaneId}`);
+  });
+
   it('defaults the upstreams to the real vendors', () => {
     expect(compileDataPlaneConfig(dp).upstreams).toEqual({ stripe: 'https://api.stripe.com', twilio: 'https://api.twilio.com', resend: 'https://api.resend.com' });
   });
@@ -53,6 +62,9 @@ describe('data-plane configuration', () => {
     [{ KEYBRAKE_UPSTREAM_STRIPE: 'localhost:1234' }, /^KEYBRAKE_UPSTREAM_STRIPE: /],
     [{ KEYBRAKE_DATAPLANE_ID: 'has space' }, /^KEYBRAKE_DATAPLANE_ID: /],
     [{ KEYBRAKE_PROXY_ADDR: ':8080' }, /^KEYBRAKE_PROXY_ADDR: must be host:port/],
+    [{ KEYBRAKE_LOG_LEVEL: 'chatty' }, /^KEYBRAKE_LOG_LEVEL: must be one of/],
+    [{ KEYBRAKE_LEASE_TTL: 'soon' }, /^KEYBRAKE_LEASE_TTL: cannot parse duration/],
+    [{ KEYBRAKE_MAX_BODY_BYTES: '-1' }, /^KEYBRAKE_MAX_BODY_BYTES: must be a positive whole number/],
   ])('names the variable when %j', (change, message) => {
     expect(() => compileDataPlaneConfig({ ...dp, ...change })).toThrow(message);
   });
