@@ -12,7 +12,7 @@ export interface ControlPlaneConfig {
   readonly masterKey: Buffer;
   readonly dataplaneToken: string;
   readonly logLevel: string;
-  /** How often a quiet data-plane stream gets a heartbeat (KEYBRAKE_HEARTBEAT_INTERVAL, default 2s). */
+  /** How often a quiet data-plane stream gets a heartbeat (KEYBRAKE_HEARTBEAT_INTERVAL, default 2s or a third of a shorter lease TTL). */
   readonly heartbeatIntervalMs: number;
   /** Spend lease TTL (KEYBRAKE_LEASE_TTL, default 30s): how long a silent data plane may spend what it holds. */
   readonly leaseTtlMs: number;
@@ -39,15 +39,6 @@ export function compileControlPlaneConfig(env: Env): ControlPlaneConfig {
     throw new ConfigError('KEYBRAKE_LOG_LEVEL', 'must be one of fatal, error, warn, info, debug, trace, silent');
   }
 
-  const heartbeatText = readOptional(env, 'KEYBRAKE_HEARTBEAT_INTERVAL') ?? '2s';
-  let heartbeatSeconds: number;
-  try {
-    heartbeatSeconds = parseDurationSeconds(heartbeatText, 'KEYBRAKE_HEARTBEAT_INTERVAL');
-  } catch {
-    throw new ConfigError('KEYBRAKE_HEARTBEAT_INTERVAL', `cannot parse duration ${JSON.stringify(heartbeatText)} (e.g. "2s")`);
-  }
-  if (heartbeatSeconds < 1) throw new ConfigError('KEYBRAKE_HEARTBEAT_INTERVAL', 'must be at least 1s');
-
   const leaseText = readOptional(env, 'KEYBRAKE_LEASE_TTL') ?? '30s';
   let leaseSeconds: number;
   try {
@@ -56,9 +47,20 @@ export function compileControlPlaneConfig(env: Env): ControlPlaneConfig {
     throw new ConfigError('KEYBRAKE_LEASE_TTL', `cannot parse duration ${JSON.stringify(leaseText)} (e.g. "30s")`);
   }
   if (leaseSeconds < 1) throw new ConfigError('KEYBRAKE_LEASE_TTL', 'must be at least 1s');
-  // Data planes fail closed after a lease TTL of silence: quiet streams must hear a heartbeat well before.
-  if (heartbeatSeconds * 3 > leaseSeconds) {
-    throw new ConfigError('KEYBRAKE_HEARTBEAT_INTERVAL', `must be at most a third of KEYBRAKE_LEASE_TTL (${leaseSeconds}s), got ${heartbeatSeconds}s`);
+  // Quiet streams must hear a heartbeat well within a lease TTL, or data planes fail closed.
+  // The default follows the TTL (2s, or a third of a shorter TTL); an explicit value is checked.
+  const heartbeatText = readOptional(env, 'KEYBRAKE_HEARTBEAT_INTERVAL');
+  let heartbeatSeconds = Math.max(1, Math.min(2, Math.floor(leaseSeconds / 3)));
+  if (heartbeatText !== undefined) {
+    try {
+      heartbeatSeconds = parseDurationSeconds(heartbeatText, 'KEYBRAKE_HEARTBEAT_INTERVAL');
+    } catch {
+      throw new ConfigError('KEYBRAKE_HEARTBEAT_INTERVAL', `cannot parse duration ${JSON.stringify(heartbeatText)} (e.g. "2s")`);
+    }
+    if (heartbeatSeconds < 1) throw new ConfigError('KEYBRAKE_HEARTBEAT_INTERVAL', 'must be at least 1s');
+    if (heartbeatSeconds * 2 > leaseSeconds) {
+      throw new ConfigError('KEYBRAKE_HEARTBEAT_INTERVAL', `must be at most half of KEYBRAKE_LEASE_TTL (${leaseSeconds}s), got ${heartbeatSeconds}s`);
+    }
   }
 
   const retentionText = readOptional(env, 'KEYBRAKE_AUDIT_RETENTION_DAYS') ?? '400';

@@ -19,6 +19,11 @@ describe('control-plane configuration', () => {
     expect(config.etcdPrefix).toBe('/keybrake/');
   });
 
+  it('derives the heartbeat from a short lease TTL', () => {
+    expect(compileControlPlaneConfig({ ...good, KEYBRAKE_LEASE_TTL: '3s' }).heartbeatIntervalMs).toBe(1000);
+    expect(compileControlPlaneConfig(good).heartbeatIntervalMs).toBe(2000);
+  });
+
   it('reads a comma list of etcd endpoints', () => {
     expect(compileControlPlaneConfig({ ...good, KEYBRAKE_ETCD_ENDPOINTS: 'http://a:2379, https://b:2379/' }).etcdEndpoints).toEqual(['http://a:2379', 'https://b:2379']);
   });
@@ -37,7 +42,7 @@ describe('control-plane configuration', () => {
     [{ KEYBRAKE_DATAPLANE_TOKEN: undefined }, /^KEYBRAKE_DATAPLANE_TOKEN: is required/],
     [{ KEYBRAKE_ETCD_PREFIX: 'keybrake' }, /^KEYBRAKE_ETCD_PREFIX: must start and end with "\/"/],
     [{ KEYBRAKE_LOG_LEVEL: 'loud' }, /^KEYBRAKE_LOG_LEVEL: must be one of/],
-    [{ KEYBRAKE_HEARTBEAT_INTERVAL: '20s' }, /^KEYBRAKE_HEARTBEAT_INTERVAL: must be at most a third of KEYBRAKE_LEASE_TTL \(30s\)/],
+    [{ KEYBRAKE_HEARTBEAT_INTERVAL: '20s' }, /^KEYBRAKE_HEARTBEAT_INTERVAL: must be at most half of KEYBRAKE_LEASE_TTL \(30s\)/],
     [{ KEYBRAKE_AUDIT_RETENTION_DAYS: '0' }, /^KEYBRAKE_AUDIT_RETENTION_DAYS: /],
   ])('names the variable when %j', (change, message) => {
     expect(() => compileControlPlaneConfig({ ...good, ...change })).toThrow(message);
