@@ -91,7 +91,11 @@ export async function runOperatorCommand(group: string, argv: readonly string[])
         }));
         const count = values.count === undefined ? 1 : Number(values.count);
         if (!Number.isInteger(count) || count < 1) return fail('--count must be a whole number of keys, at least 1');
+        // One gRPC call issues the whole batch: progress is its start and its end.
+        const started = Date.now();
+        if (process.stderr.isTTY && count > 1) process.stderr.write(`issuing ${count} keys…`);
         const response = await client.issueKeys({ specs: Array.from({ length: count }, () => spec) });
+        if (process.stderr.isTTY && count > 1) process.stderr.write(`\rissued ${count} keys in ${Date.now() - started} ms\n`);
         const issued = response.issued.map((i) => ({ vault_key: i.vaultKey, ...vaultKeyToJson(i.key!) }));
         print(count === 1 ? issued[0] : issued, () =>
           table(['ID', 'VAULT KEY (shown once)', 'VENDOR', 'LABEL', 'CAP', 'EXPIRES'], issued.map((k) => [k.id, k.vault_key, k.vendor, k.label, `$${k.cap_usd}`, k.expires_at])));
