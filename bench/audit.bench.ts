@@ -23,7 +23,7 @@ import { join } from 'node:path';
 import pg from 'pg';
 
 import type { AuditRecord } from '../gen/keybrake/v1/dataplane.js';
-import { withCleanup, type Cleanup } from './audit/cleanup.js';
+import { withCleanup, type Cleanup } from './support/cleanup.js';
 import { BATCH_SIZE, BATCHES_IN_FLIGHT, connectFeeder, makeRecords } from './audit/ingest.js';
 import { measureAuditLag, quantile, type LagResult } from './audit/lag.js';
 import { cpuSeconds, machineCpu, MAX_LOAD, treeCpuSeconds, waitForNoInterference, waitForQuietMachine } from './audit/machine.js';

@@ -16,7 +16,7 @@ import { freePort } from '../../dev/free-port.js';
 import { startPostgres } from '../../dev/postgres-process.js';
 import { waitForReady } from '../../test/support/data-plane.js';
 import { isAlive, killIfAlive, spawnKeybrake, type SpawnedKeybrake } from '../../test/support/processes.js';
-import type { Cleanup } from './cleanup.js';
+import type { Cleanup } from '../support/cleanup.js';
 
 export const STRIPE_SECRET = `sk_test_${'51AuditBenchKeybrake'.padEnd(40, 'x')}`;
 
