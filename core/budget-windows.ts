@@ -7,9 +7,19 @@ export interface BudgetWindow {
   readonly capMicros: number;
 }
 
+const DAY_MS = 86_400_000;
+/** The last day's window name, so that a busy data plane formats a date once a day, not once a call. */
+let lastDay = { index: Number.NaN, name: '' };
+
+function dayWindowName(wallNowMs: number): string {
+  const index = Math.floor(wallNowMs / DAY_MS);
+  if (index !== lastDay.index) lastDay = { index, name: `day:${new Date(index * DAY_MS).toISOString().slice(0, 10)}` };
+  return lastDay.name;
+}
+
 export function currentWindows(caps: { readonly dailyCapMicros: number; readonly budgetMicros: number }, wallNowMs: number): BudgetWindow[] {
   const windows: BudgetWindow[] = [];
-  if (caps.dailyCapMicros > 0) windows.push({ window: `day:${new Date(wallNowMs).toISOString().slice(0, 10)}`, capMicros: caps.dailyCapMicros });
+  if (caps.dailyCapMicros > 0) windows.push({ window: dayWindowName(wallNowMs), capMicros: caps.dailyCapMicros });
   if (caps.budgetMicros > 0) windows.push({ window: 'life', capMicros: caps.budgetMicros });
   return windows;
 }

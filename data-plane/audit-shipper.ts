@@ -15,6 +15,8 @@ export interface AuditShipperOptions {
   readonly send: (messages: readonly ConnectRequest[]) => boolean;
   readonly batchSize?: number;
   readonly maxBatchesInFlight?: number;
+  /** A record waits at most this long for others to share its batch. */
+  readonly delayMs?: number;
 }
 
 export class AuditShipper {
@@ -23,10 +25,30 @@ export class AuditShipper {
   private batchesInFlight = 0;
   private readonly batchSize: number;
   private readonly maxBatchesInFlight: number;
+  private readonly delayMs: number;
+  private timer: NodeJS.Timeout | null = null;
 
   constructor(private readonly options: AuditShipperOptions) {
     this.batchSize = options.batchSize ?? 500;
     this.maxBatchesInFlight = options.maxBatchesInFlight ?? 4;
+    this.delayMs = options.delayMs ?? 50;
+  }
+
+  /**
+   * A record was spooled: it leaves with the next batch, within `delayMs`. Under load batches
+   * fill up instead of each record (or each acknowledgement's worth) becoming its own message,
+   * insert and acknowledgement: that per-batch work is most of what auditing costs.
+   */
+  recordSpooled(): void {
+    this.timer ??= setTimeout(() => {
+      this.timer = null;
+      this.pump();
+    }, this.delayMs);
+  }
+
+  close(): void {
+    if (this.timer !== null) clearTimeout(this.timer);
+    this.timer = null;
   }
 
   private lastAckOrSendMs = 0;
@@ -35,7 +57,7 @@ export class AuditShipper {
    * Sends what is pending, as far as the window allows. Batches that stay unacknowledged too
    * long (the control plane could not store them) are sent again, from the oldest.
    */
-  pump(nowMs = performance.now()): void {
+  pump(nowMs = performance.now(), fullBatchesOnly = false): void {
     if (this.batchesInFlight > 0 && nowMs - this.lastAckOrSendMs > RESEND_AFTER_MS) {
       this.sent = 0;
       this.batchesInFlight = 0;
@@ -43,6 +65,10 @@ export class AuditShipper {
     while (this.batchesInFlight < this.maxBatchesInFlight) {
       const records = this.options.spool.unacked(this.sent, this.batchSize);
       if (records.length === 0) return;
+      if (fullBatchesOnly && records.length < this.batchSize) {
+        this.recordSpooled();
+        return;
+      }
       if (!this.options.send([{ auditBatch: { records } }])) return;
       this.sent += records.length;
       if (this.batchesInFlight === 0) this.lastAckOrSendMs = nowMs;
@@ -55,7 +81,8 @@ export class AuditShipper {
     const dropped = this.options.spool.ack(ack.incarnation, ack.upToSeq);
     this.sent = Math.max(0, this.sent - dropped);
     this.batchesInFlight = Math.max(0, this.batchesInFlight - 1);
-    this.pump();
+    // A backlog goes on at once; a partial batch waits for its timer to fill up.
+    this.pump(performance.now(), true);
   }
 
   /** A new stream: nothing is in flight on it, so everything unacknowledged goes again. */

@@ -29,7 +29,6 @@ export interface RunningDataPlane {
 }
 
 const HEADERS_TIMEOUT_MS = 10_000;
-const AUDIT_SHIP_DELAY_MS = 50;
 const MAX_HEADER_BYTES = 16 * 1024;
 
 export async function startDataPlane(config: DataPlaneConfig, logger: Logger): Promise<RunningDataPlane> {
@@ -72,17 +71,8 @@ export async function startDataPlane(config: DataPlaneConfig, logger: Logger): P
     auditShipper.pump();
   }, 200);
   const metrics = createDataPlaneMetrics(cache);
-  // Records are shipped a few milliseconds after they are spooled, so that batches fill up
-  // under load instead of each record becoming its own message, insert and acknowledgement.
-  let shipTimer: NodeJS.Timeout | null = null;
-  const scheduleShipping = () => {
-    shipTimer ??= setTimeout(() => {
-      shipTimer = null;
-      auditShipper.pump();
-    }, AUDIT_SHIP_DELAY_MS);
-  };
   const proxy = createProxyHandler({
-    cache, upstreams, logger, gate, spool, onSpooled: scheduleShipping, pricedIntents: new PricedIntents(),
+    cache, upstreams, logger, gate, spool, onSpooled: () => auditShipper.recordSpooled(), pricedIntents: new PricedIntents(),
     priceTables: config.priceTables, leaseTtlMs: config.leaseTtlMs, maxBodyBytes: config.maxBodyBytes,
   });
 
@@ -116,7 +106,6 @@ export async function startDataPlane(config: DataPlaneConfig, logger: Logger): P
     book: leaseBook,
     async stop() {
       clearInterval(ticker);
-      if (shipTimer !== null) clearTimeout(shipTimer);
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeAllConnections();
@@ -129,6 +118,7 @@ export async function startDataPlane(config: DataPlaneConfig, logger: Logger): P
       }
       // A clean shutdown reports everything and gives unreserved budget back.
       await link.drainAndStop(leaseBook.closeAll(performance.now()));
+      auditShipper.close();
       spool.close();
       metrics.close();
       await upstreams.close();

@@ -43,10 +43,27 @@ export function createDataPlaneMetrics(cache: PolicyCache): DataPlaneMetrics {
       this.set(cache.silenceMs(performance.now()) / 1000);
     },
   });
+  // prom-client hashes a label set on every update; a few dozen combinations ever occur, so
+  // each one's child is looked up once and kept.
+  const callCounters = new Map<string, { inc(): void }>();
+  const durationHistograms = new Map<string, { observe(seconds: number): void }>();
   const onCall = (message: unknown) => {
     const event = message as ProxiedCallEvent;
-    calls.inc({ vendor: event.vendor, decision: event.decision, code: event.code ?? '', status: String(event.status) });
-    duration.observe({ vendor: event.vendor, decision: event.decision }, event.durationMs / 1000);
+    const code = event.code ?? '';
+    const callKey = `${event.vendor} ${event.decision} ${code} ${event.status}`;
+    let counter = callCounters.get(callKey);
+    if (counter === undefined) {
+      counter = calls.labels({ vendor: event.vendor, decision: event.decision, code, status: String(event.status) });
+      callCounters.set(callKey, counter);
+    }
+    counter.inc();
+    const durationKey = `${event.vendor} ${event.decision}`;
+    let histogram = durationHistograms.get(durationKey);
+    if (histogram === undefined) {
+      histogram = duration.labels({ vendor: event.vendor, decision: event.decision });
+      durationHistograms.set(durationKey, histogram);
+    }
+    histogram.observe(event.durationMs / 1000);
   };
   proxiedCallChannel.subscribe(onCall);
   return { registry, close: () => proxiedCallChannel.unsubscribe(onCall) };

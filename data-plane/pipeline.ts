@@ -45,9 +45,12 @@ export function requireFreshPolicy(cache: PolicyCache, monotonicNowMs: number, l
 export function authenticate(cache: PolicyCache, adapter: VendorAdapter, headers: IncomingHttpHeaders, wallNowMs: number): CachedKey {
   const presented = adapter.vaultKeyFrom(headers);
   if (presented === null) throw new ProxyError('vault_key_invalid', `no vault key: send it where ${adapter.vendor}'s SDK puts its API key`);
-  if (!isWellFormedSecret(presented, 'vaultKey')) throw new ProxyError('vault_key_invalid', 'not a Keybrake vault key (kbv_…) or mistyped');
   const key = cache.lookup(presented);
-  if (key === null) throw new ProxyError('vault_key_invalid', UNKNOWN_KEY_MESSAGE);
+  if (key === null) {
+    // Only a key that matched nothing is checked for typos: a known key is well formed.
+    if (!isWellFormedSecret(presented, 'vaultKey')) throw new ProxyError('vault_key_invalid', 'not a Keybrake vault key (kbv_…) or mistyped');
+    throw new ProxyError('vault_key_invalid', UNKNOWN_KEY_MESSAGE);
+  }
   if (key.policy.revoked) throw new ProxyError('vault_key_revoked', `vault key ${key.policy.id} was revoked`);
   if (wallNowMs >= key.policy.expiresAtUnixMs) {
     throw new ProxyError('vault_key_expired', `vault key ${key.policy.id} expired at ${new Date(key.policy.expiresAtUnixMs).toISOString()}`);

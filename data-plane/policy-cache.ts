@@ -16,11 +16,20 @@ export interface CachedKey {
   readonly allowlist: readonly EndpointPattern[];
 }
 
+/** Past this many remembered hashes the memory starts over (a cheap bound; keys are short-lived). */
+const MAX_RECENT_HASHES = 10_000;
+
 export class PolicyCache {
   private keysByHash = new Map<string, CachedKey>();
   private hashById = new Map<string, string>();
   private credentials = new Map<Vendor, VendorCredential>();
   private pepper: Buffer | null = null;
+  /**
+   * Keyed hashes of vault keys presented lately, so that a busy key costs one HMAC, not one per
+   * call. Only keys that matched a policy are remembered (so unknown keys cannot flood it), and
+   * only their hash: a revocation removes the policy, and the next lookup misses.
+   */
+  private recentHashes = new Map<string, string>();
   private lastHeardMs: number | null = null;
   private keyWaiters: (() => void)[] = [];
   revision = 0;
@@ -43,6 +52,7 @@ export class PolicyCache {
 
   /** A new stream's welcome: the pepper. Nothing is served until a snapshot follows. */
   welcome(pepper: Buffer, nowMs: number): void {
+    if (this.pepper === null || !this.pepper.equals(pepper)) this.recentHashes.clear();
     this.pepper = Buffer.from(pepper);
     this.heard(nowMs);
   }
@@ -102,8 +112,15 @@ export class PolicyCache {
   /** The key a presented vault key stands for, or null. */
   lookup(vaultKey: string): CachedKey | null {
     if (this.pepper === null) return null;
+    const remembered = this.recentHashes.get(vaultKey);
+    if (remembered !== undefined) return this.keysByHash.get(remembered) ?? null;
     const hash = createHmac('sha256', this.pepper).update(vaultKey, 'utf8').digest('hex');
-    return this.keysByHash.get(hash) ?? null;
+    const key = this.keysByHash.get(hash) ?? null;
+    if (key !== null) {
+      if (this.recentHashes.size >= MAX_RECENT_HASHES) this.recentHashes.clear();
+      this.recentHashes.set(vaultKey, hash);
+    }
+    return key;
   }
 
   credential(vendor: Vendor): VendorCredential | null {

@@ -53,8 +53,8 @@ export interface KeybrakeStack {
   readonly databaseUrl: string;
   /** etcd, PostgreSQL and the control plane: the work a data plane causes behind it. */
   readonly backendPids: readonly number[];
-  /** Extra environment (e.g. NODE_OPTIONS for profiling) is added to the data plane's. */
-  startDataPlane(id: string, stripeUpstream: string, extraEnv?: Record<string, string>): Promise<BenchDataPlane>;
+  /** Extra environment is added to the data plane's; `nodeFlags` (e.g. --cpu-prof) go to its node. */
+  startDataPlane(id: string, stripeUpstream: string, extraEnv?: Record<string, string>, nodeFlags?: readonly string[]): Promise<BenchDataPlane>;
 }
 
 async function stopKeybrake(spawned: SpawnedKeybrake): Promise<void> {
@@ -96,7 +96,7 @@ export async function startKeybrakeStack(cleanup: Cleanup, dir: string): Promise
     client,
     databaseUrl: postgres.url('keybrake'),
     backendPids: [etcd.pid, postgres.pid, controlPlane.child.pid!].filter((pid) => pid > 0),
-    async startDataPlane(id, stripeUpstream, extraEnv = {}) {
+    async startDataPlane(id, stripeUpstream, extraEnv = {}, nodeFlags = []) {
       const port = await freePort();
       const spoolDir = join(dir, 'spool', id);
       await mkdir(spoolDir, { recursive: true });
@@ -112,7 +112,7 @@ export async function startKeybrakeStack(cleanup: Cleanup, dir: string): Promise
         KEYBRAKE_UPSTREAM_RESEND: 'http://127.0.0.1:9',
         KEYBRAKE_LOG_LEVEL: 'warn',
         ...extraEnv,
-      });
+      }, nodeFlags);
       cleanup.add(`data plane ${id} (pid ${spawned.child.pid})`, () => stopKeybrake(spawned));
       const origin = `http://127.0.0.1:${port}`;
       try {

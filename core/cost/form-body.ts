@@ -33,6 +33,8 @@ function requireEncodedAscii(bytes: Uint8Array, where: string): void {
 const ENCODED_ASCII = /^[\x21-\x7e]*$/;
 
 function decodeComponent(raw: string, where: string): string {
+  // Most names and values are plain: nothing to decode (and nothing to get wrong).
+  if (!raw.includes('%') && !raw.includes('+')) return raw;
   try {
     return decodeURIComponent(raw.replace(/\+/g, ' '));
   } catch {
@@ -78,6 +80,7 @@ const BRACKETED_KEY = /^([^[\]]+)((?:\[[^[\]]*\])*)$/;
 
 /** `a[b][0][]` → ['a', 'b', '0', ''] ('' appends); null for a key with stray brackets. */
 export function splitBracketKey(key: string): string[] | null {
+  if (key !== '' && !key.includes('[') && !key.includes(']')) return [key];
   const match = BRACKETED_KEY.exec(key);
   if (match === null) return null;
   const [, head = '', brackets = ''] = match;

@@ -15,8 +15,9 @@ export interface SpawnedKeybrake {
   exited(): Promise<number | null>;
 }
 
-export function spawnKeybrake(args: string[], env: Record<string, string | undefined>): SpawnedKeybrake {
-  const child = spawn(process.execPath, [KEYBRAKE_BIN, ...args], { env: { PATH: process.env['PATH'], ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+/** `nodeFlags` go to node itself (e.g. --cpu-prof, which NODE_OPTIONS does not allow). */
+export function spawnKeybrake(args: string[], env: Record<string, string | undefined>, nodeFlags: readonly string[] = []): SpawnedKeybrake {
+  const child = spawn(process.execPath, [...nodeFlags, KEYBRAKE_BIN, ...args], { env: { PATH: process.env['PATH'], ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
   let output = '';
   child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
   child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
