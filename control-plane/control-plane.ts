@@ -21,6 +21,7 @@ import { createControlPlaneMetrics } from './metrics.js';
 import { summariseSpend } from './spend-summary.js';
 import { bindGrpcServer, createGrpcServer, SERVICE_NAMES } from './grpc-server.js';
 import { PolicyFeed } from './policy-feed.js';
+import { PricedIntentBroadcast } from './priced-intents.js';
 import { OperatorService } from './operator-service.js';
 
 export interface RunningControlPlane {
@@ -45,11 +46,13 @@ export async function startControlPlane(config: ControlPlaneConfig, logger: Logg
   const streams = new DataPlaneStreams();
   const metrics = createControlPlaneMetrics();
   const audit = new AuditStore(pool, logger);
+  const pricedIntents = new PricedIntentBroadcast(pool, config.databaseUrl, logger);
   let stopReclaimWatch: (() => Promise<void>) | null = null;
   try {
     await store.ping();
     await runMigrations(pool, logger);
     await audit.maintainPartitions(Date.now(), config.auditRetentionDays);
+    await pricedIntents.start();
     await feed.start();
     // A holder asked for more than was unleased: every replica tells its connected holders of
     // that account to give back what they do not use.
@@ -63,6 +66,7 @@ export async function startControlPlane(config: ControlPlaneConfig, logger: Logg
   } catch (error) {
     await stopReclaimWatch?.();
     await feed.stop();
+    await pricedIntents.stop();
     ledger.close();
     store.close();
     await pool.end();
@@ -73,7 +77,7 @@ export async function startControlPlane(config: ControlPlaneConfig, logger: Logg
   const partitionKeeper = setInterval(() => {
     audit.maintainPartitions(Date.now(), config.auditRetentionDays).catch((error: unknown) => logger.warn({ err: error instanceof Error ? error.message : String(error) }, 'audit partition maintenance failed'));
   }, 3_600_000);
-  const dataPlaneService = createDataPlaneService({ feed, leases, audit, metrics, streams, dataplaneToken: config.dataplaneToken, pepper: keys.pepper, logger, heartbeatIntervalMs: config.heartbeatIntervalMs });
+  const dataPlaneService = createDataPlaneService({ feed, leases, audit, pricedIntents, metrics, streams, dataplaneToken: config.dataplaneToken, pepper: keys.pepper, logger, heartbeatIntervalMs: config.heartbeatIntervalMs });
   const sweeper = setInterval(() => {
     leases.sweep().then((expired) => metrics.leasesExpired.inc(expired)).catch((error: unknown) => logger.warn({ err: error instanceof Error ? error.message : String(error) }, 'lease sweep failed'));
   }, Math.max(500, Math.floor(config.leaseTtlMs / 4)));
@@ -102,6 +106,7 @@ export async function startControlPlane(config: ControlPlaneConfig, logger: Logg
         clearInterval(partitionKeeper);
         await stopReclaimWatch?.();
         await feed.stop();
+        await pricedIntents.stop();
         // Data-plane streams never end on their own: tryShutdown would wait for them forever.
         const forced = setTimeout(() => grpcServer.forceShutdown(), 2000);
         await Promise.all([

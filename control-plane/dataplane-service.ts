@@ -12,6 +12,7 @@ import type { ConnectRequest, ConnectResponse, DataPlaneServiceServer } from '..
 import { constantTimeEqual } from './crypto.js';
 import type { AuditRecord } from '../gen/keybrake/v1/dataplane.js';
 import type { AuditStore } from './audit-store.js';
+import { pricedIntentsIn, type PricedIntentBroadcast } from './priced-intents.js';
 import type { LeaseService } from './lease-service.js';
 import type { ControlPlaneMetrics } from './metrics.js';
 import type { FeedEvent, PolicyFeed } from './policy-feed.js';
@@ -20,6 +21,7 @@ export interface DataPlaneServiceOptions {
   readonly feed: PolicyFeed;
   readonly leases: LeaseService;
   readonly audit: AuditStore;
+  readonly pricedIntents: PricedIntentBroadcast;
   readonly metrics: ControlPlaneMetrics;
   /** Streams by data-plane id, so reclaims reach the holders connected here. */
   readonly streams: DataPlaneStreams;
@@ -63,6 +65,7 @@ export function createDataPlaneService(options: DataPlaneServiceOptions): DataPl
         return;
       }
       let unsubscribe: (() => void) | null = null;
+      let unsubscribeIntents: (() => void) | null = null;
       let unregister: (() => void) | null = null;
       let dataplaneId = '';
       let heartbeat: NodeJS.Timeout | null = null;
@@ -74,6 +77,8 @@ export function createDataPlaneService(options: DataPlaneServiceOptions): DataPl
       const close = () => {
         unsubscribe?.();
         unsubscribe = null;
+        unsubscribeIntents?.();
+        unsubscribeIntents = null;
         unregister?.();
         unregister = null;
         if (heartbeat !== null) clearInterval(heartbeat);
@@ -106,6 +111,11 @@ export function createDataPlaneService(options: DataPlaneServiceOptions): DataPl
         }
         await options.audit.insert(dataplaneId, records);
         const committedAt = Date.now();
+        const priced = pricedIntentsIn(records);
+        if (priced.length > 0) {
+          options.pricedIntents.publish(priced).catch((error: unknown) =>
+            logger.warn({ err: error instanceof Error ? error.message : String(error) }, 'could not announce priced intents; a confirm on another data plane may be priced again'));
+        }
         options.metrics.auditRecords.inc(records.length);
         for (const record of records) options.metrics.auditLag.observe(Math.max(0, committedAt - record.tsUnixMs) / 1000);
         for (const [incarnation, seqs] of byIncarnation) {
@@ -166,6 +176,16 @@ export function createDataPlaneService(options: DataPlaneServiceOptions): DataPl
         const snapshot = feed.snapshot();
         unsubscribe = feed.subscribe((event) => send(toResponse(event)));
         send({ snapshot });
+        // Intents priced for the live keys: subscribed first, then read, so none falls between.
+        unsubscribeIntents = options.pricedIntents.subscribe((intents) => send({ pricedIntents: { intents } }));
+        const now = Date.now();
+        const liveKeys = snapshot.keys.filter((k) => k.vendor === 'stripe' && !k.revoked && k.expiresAtUnixMs > now).map((k) => k.id);
+        options.pricedIntents.forKeys(liveKeys).then(
+          (intents) => {
+            if (intents.length > 0 && unsubscribeIntents !== null) send({ pricedIntents: { intents } });
+          },
+          (error: unknown) => logger.warn({ err: error instanceof Error ? error.message : String(error), dataplane_id: dataplaneId }, 'could not read priced intents; confirms of earlier intents will be priced again'),
+        );
         heartbeat = setInterval(() => {
           if (Date.now() - lastSent >= heartbeatIntervalMs / 2) send({ heartbeat: { sentAtUnixMs: Date.now() } });
         }, heartbeatIntervalMs / 2);

@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { credentials, Metadata, type ClientDuplexStream } from '@grpc/grpc-js';
 
 import type { Logger } from '../core/logger.js';
-import { DataPlaneServiceClient, type AuditAck, type ConnectRequest, type ConnectResponse, type LeaseGrant, type ReclaimRequest } from '../gen/keybrake/v1/dataplane.js';
+import { DataPlaneServiceClient, type AuditAck, type ConnectRequest, type ConnectResponse, type LeaseGrant, type PricedIntent, type ReclaimRequest } from '../gen/keybrake/v1/dataplane.js';
 import type { PolicyCache } from './policy-cache.js';
 
 export interface ControlPlaneLinkOptions {
@@ -23,6 +23,8 @@ export interface ControlPlaneLinkOptions {
   readonly onLeaseGrant?: (grant: LeaseGrant) => void;
   readonly onReclaim?: (reclaim: ReclaimRequest) => void;
   readonly onAuditAck?: (ack: AuditAck) => void;
+  /** PaymentIntents priced at creation (through any data plane). */
+  readonly onPricedIntents?: (intents: readonly PricedIntent[]) => void;
   /** A stream has delivered its snapshot: whatever must be (re)sent can go now. */
   readonly onSynced?: () => void;
 }
@@ -156,6 +158,9 @@ export class ControlPlaneLink {
     } else if (message.auditAck !== undefined) {
       cache.heard(now);
       this.options.onAuditAck?.(message.auditAck);
+    } else if (message.pricedIntents !== undefined) {
+      cache.heard(now);
+      this.options.onPricedIntents?.(message.pricedIntents.intents);
     }
   }
 }

@@ -33,6 +33,7 @@ const MAX_HEADER_BYTES = 16 * 1024;
 
 export async function startDataPlane(config: DataPlaneConfig, logger: Logger): Promise<RunningDataPlane> {
   const cache = new PolicyCache();
+  const pricedIntents = new PricedIntents();
   const upstreams = new Upstreams(config.upstreams, config.upstreamTimeoutMs);
   // Late-bound: the book needs the link's incarnation, the link needs the gate's callbacks.
   let book: LeaseBook | null = null;
@@ -53,6 +54,9 @@ export async function startDataPlane(config: DataPlaneConfig, logger: Logger): P
       if (message !== undefined && message !== null) link.send([message]);
     },
     onAuditAck: (ack) => shipper?.onAck(ack),
+    onPricedIntents: (intents) => {
+      for (const { keyId, intentId } of intents) pricedIntents.remember(keyId, intentId);
+    },
     onSynced: () => {
       book?.onReconnect();
       shipper?.onReconnect();
@@ -70,9 +74,9 @@ export async function startDataPlane(config: DataPlaneConfig, logger: Logger): P
     if (messages.length > 0) link.send(messages);
     auditShipper.pump();
   }, 200);
-  const metrics = createDataPlaneMetrics(cache);
+  const metrics = createDataPlaneMetrics(cache, pricedIntents);
   const proxy = createProxyHandler({
-    cache, upstreams, logger, gate, spool, onSpooled: () => auditShipper.recordSpooled(), pricedIntents: new PricedIntents(),
+    cache, upstreams, logger, gate, spool, onSpooled: () => auditShipper.recordSpooled(), pricedIntents,
     priceTables: config.priceTables, leaseTtlMs: config.leaseTtlMs, maxBodyBytes: config.maxBodyBytes,
   });
 

@@ -5,13 +5,14 @@ import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom
 
 import { proxiedCallChannel, type ProxiedCallEvent } from './events.js';
 import type { PolicyCache } from './policy-cache.js';
+import type { PricedIntents } from './priced-intents.js';
 
 export interface DataPlaneMetrics {
   readonly registry: Registry;
   close(): void;
 }
 
-export function createDataPlaneMetrics(cache: PolicyCache): DataPlaneMetrics {
+export function createDataPlaneMetrics(cache: PolicyCache, pricedIntents: PricedIntents): DataPlaneMetrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'keybrake_dataplane_' });
   const calls = new Counter({
@@ -33,6 +34,14 @@ export function createDataPlaneMetrics(cache: PolicyCache): DataPlaneMetrics {
     registers: [registry],
     collect() {
       this.set(cache.keyCount);
+    },
+  });
+  new Gauge({
+    name: 'keybrake_priced_intents',
+    help: 'PaymentIntents known to have been priced at creation (their confirm or capture is free here)',
+    registers: [registry],
+    collect() {
+      this.set(pricedIntents.size);
     },
   });
   new Gauge({

@@ -1,8 +1,9 @@
 /**
- * PaymentIntents this data plane has already priced at creation, per key. Confirming or
- * capturing one of them moves money that was counted when it was created, so it costs nothing
- * more. An intent created elsewhere (another data plane, before a restart) is not here: its
- * confirm or capture is priced on its own, as before: never cheaper than it should be.
+ * PaymentIntents already priced at creation, per key: by this data plane, or by another one
+ * (the control plane passes those on from the audit trail, including those from before this
+ * process started). Confirming or capturing one of them moves money that was counted when it
+ * was created, so it costs nothing more. One not (yet) known here is priced on its own: never
+ * cheaper than it should be.
  */
 const DEFAULT_CAPACITY = 100_000;
 
@@ -17,6 +18,10 @@ export class PricedIntents {
     this.entries.set(id, true);
     // Oldest first: a Map iterates in insertion order.
     while (this.entries.size > this.capacity) this.entries.delete(this.entries.keys().next().value!);
+  }
+
+  get size(): number {
+    return this.entries.size;
   }
 
   has(keyId: string, intentId: string): boolean {

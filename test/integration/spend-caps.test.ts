@@ -240,4 +240,40 @@ describe('PaymentIntents priced once', () => {
     const unknown = await post(`/v1/payment_intents/${elsewhere.id}/confirm`, '');
     expect(unknown.status).toBe(402);
   });
+
+  it('is free on every data plane: one that heard of the creation, and one started after it', async () => {
+    const [creator, other] = await dataPlanes(2);
+    const spec: KeySpec = {
+      vendor: 'stripe', label: 'caps/intents-shared', allowedEndpoints: ['POST /v1/payment_intents', 'POST /v1/payment_intents/*/confirm'],
+      dailyCapMicros: 0, budgetMicros: 10_000_000, expiresInSeconds: 3600, perCallEstimateMicros: 0,
+    };
+    const { issued } = await cp.client.issueKey({ spec });
+    const post = (dp: TestDataPlane, path: string, body: string) =>
+      fetch(`${dp.url}${path}`, { method: 'POST', headers: { authorization: `Bearer ${issued!.vaultKey}`, 'content-type': 'application/x-www-form-urlencoded' }, body });
+    // A confirm of an intent the data plane does not (yet) know is refused (402: no per-call
+    // estimate) and changes nothing, so asking again until the news arrives is harmless.
+    const confirmOnceKnown = async (dp: TestDataPlane, intentId: string) => {
+      for (let attempt = 0; ; attempt++) {
+        const response = await post(dp, `/v1/payment_intents/${intentId}/confirm`, '');
+        if (response.status !== 402 || attempt >= 100) return response.status;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    };
+
+    const first = (await (await post(creator!, '/v1/payment_intents', 'amount=600&currency=usd')).json()) as { id: string };
+    expect(await confirmOnceKnown(other!, first.id)).toBe(200);
+
+    const second = (await (await post(creator!, '/v1/payment_intents', 'amount=300&currency=usd')).json()) as { id: string };
+    // Started after the creation was audited: it learns of the intent when its stream opens.
+    await new Promise((r) => setTimeout(r, 300));
+    const [late] = await dataPlanes(1);
+    const known = async () => Number(/^keybrake_priced_intents (\d+)/m.exec(await (await fetch(`${late!.url}/metrics`)).text())?.[1]);
+    for (let i = 0; i < 100 && !((await known()) >= 2); i++) await new Promise((r) => setTimeout(r, 50));
+    expect(await known()).toBeGreaterThanOrEqual(2);
+    expect(await confirmOnceKnown(late!, second.id)).toBe(200);
+
+    // $9.00 counted, once each, at creation: $1.00 of the $10.00 budget is left.
+    expect((await post(late!, '/v1/payment_intents', 'amount=100&currency=usd')).status).toBe(200);
+    expect((await post(other!, '/v1/payment_intents', 'amount=1&currency=usd')).status).toBe(429);
+  });
 });

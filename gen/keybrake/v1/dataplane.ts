@@ -46,6 +46,7 @@ export interface ConnectResponse {
   leaseGrant?: LeaseGrant | undefined;
   reclaim?: ReclaimRequest | undefined;
   auditAck?: AuditAck | undefined;
+  pricedIntents?: PricedIntents | undefined;
 }
 
 export interface Welcome {
@@ -203,6 +204,20 @@ export interface AuditBatch {
 export interface AuditAck {
   incarnation: string;
   upToSeq: number;
+}
+
+/**
+ * PricedIntents names PaymentIntents whose amount was counted against a key when they were
+ * created through some data plane: confirming or capturing one of them costs nothing more,
+ * on any data plane. Sent for the live keys when a stream opens, then as creations are audited.
+ */
+export interface PricedIntents {
+  intents: PricedIntent[];
+}
+
+export interface PricedIntent {
+  keyId: string;
+  intentId: string;
 }
 
 function createBaseConnectRequest(): ConnectRequest {
@@ -440,6 +455,7 @@ function createBaseConnectResponse(): ConnectResponse {
     leaseGrant: undefined,
     reclaim: undefined,
     auditAck: undefined,
+    pricedIntents: undefined,
   };
 }
 
@@ -471,6 +487,9 @@ export const ConnectResponse: MessageFns<ConnectResponse> = {
     }
     if (message.auditAck !== undefined) {
       AuditAck.encode(message.auditAck, writer.uint32(74).fork()).join();
+    }
+    if (message.pricedIntents !== undefined) {
+      PricedIntents.encode(message.pricedIntents, writer.uint32(82).fork()).join();
     }
     return writer;
   },
@@ -560,6 +579,14 @@ export const ConnectResponse: MessageFns<ConnectResponse> = {
             message.auditAck = AuditAck.decode(reader, reader.uint32());
             continue;
           }
+          case 10: {
+            if (tag !== 82) {
+              break;
+            }
+
+            message.pricedIntents = PricedIntents.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -603,6 +630,11 @@ export const ConnectResponse: MessageFns<ConnectResponse> = {
         : isSet(object.audit_ack)
         ? AuditAck.fromJSON(object.audit_ack)
         : undefined,
+      pricedIntents: isSet(object.pricedIntents)
+        ? PricedIntents.fromJSON(object.pricedIntents)
+        : isSet(object.priced_intents)
+        ? PricedIntents.fromJSON(object.priced_intents)
+        : undefined,
     };
   },
 
@@ -634,6 +666,9 @@ export const ConnectResponse: MessageFns<ConnectResponse> = {
     }
     if (message.auditAck !== undefined) {
       obj.auditAck = AuditAck.toJSON(message.auditAck);
+    }
+    if (message.pricedIntents !== undefined) {
+      obj.pricedIntents = PricedIntents.toJSON(message.pricedIntents);
     }
     return obj;
   },
@@ -669,6 +704,9 @@ export const ConnectResponse: MessageFns<ConnectResponse> = {
       : undefined;
     message.auditAck = (object.auditAck !== undefined && object.auditAck !== null)
       ? AuditAck.fromPartial(object.auditAck)
+      : undefined;
+    message.pricedIntents = (object.pricedIntents !== undefined && object.pricedIntents !== null)
+      ? PricedIntents.fromPartial(object.pricedIntents)
       : undefined;
     return message;
   },
@@ -2876,6 +2914,170 @@ export const AuditAck: MessageFns<AuditAck> = {
     const message = createBaseAuditAck();
     message.incarnation = object.incarnation ?? "";
     message.upToSeq = object.upToSeq ?? 0;
+    return message;
+  },
+};
+
+function createBasePricedIntents(): PricedIntents {
+  return { intents: [] };
+}
+
+export const PricedIntents: MessageFns<PricedIntents> = {
+  encode(message: PricedIntents, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.intents) {
+      PricedIntent.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PricedIntents {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePricedIntents();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.intents.push(PricedIntent.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PricedIntents {
+    return {
+      intents: globalThis.Array.isArray(object?.intents)
+        ? object.intents.map((e: any) => PricedIntent.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: PricedIntents): unknown {
+    const obj: any = {};
+    if (message.intents?.length) {
+      obj.intents = message.intents.map((e) => PricedIntent.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<PricedIntents>, I>>(base?: I): PricedIntents {
+    return PricedIntents.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<PricedIntents>, I>>(object: I): PricedIntents {
+    const message = createBasePricedIntents();
+    message.intents = object.intents?.map((e) => PricedIntent.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBasePricedIntent(): PricedIntent {
+  return { keyId: "", intentId: "" };
+}
+
+export const PricedIntent: MessageFns<PricedIntent> = {
+  encode(message: PricedIntent, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.keyId !== "") {
+      writer.uint32(10).string(message.keyId);
+    }
+    if (message.intentId !== "") {
+      writer.uint32(18).string(message.intentId);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): PricedIntent {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBasePricedIntent();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.keyId = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.intentId = reader.string();
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): PricedIntent {
+    return {
+      keyId: isSet(object.keyId)
+        ? globalThis.String(object.keyId)
+        : isSet(object.key_id)
+        ? globalThis.String(object.key_id)
+        : "",
+      intentId: isSet(object.intentId)
+        ? globalThis.String(object.intentId)
+        : isSet(object.intent_id)
+        ? globalThis.String(object.intent_id)
+        : "",
+    };
+  },
+
+  toJSON(message: PricedIntent): unknown {
+    const obj: any = {};
+    if (message.keyId !== "") {
+      obj.keyId = message.keyId;
+    }
+    if (message.intentId !== "") {
+      obj.intentId = message.intentId;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<PricedIntent>, I>>(base?: I): PricedIntent {
+    return PricedIntent.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<PricedIntent>, I>>(object: I): PricedIntent {
+    const message = createBasePricedIntent();
+    message.keyId = object.keyId ?? "";
+    message.intentId = object.intentId ?? "";
     return message;
   },
 };
