@@ -61,6 +61,10 @@ const OPTIONS = {
   format: { type: 'string' },
 } as const satisfies ParseArgsConfig['options'];
 
+/** `audit tail`: how far back each poll looks for records that arrived late, and its page bound. */
+const TAIL_LOOK_BACK_MS = 5_000;
+const TAIL_MAX_PAGES_PER_POLL = 100;
+
 export async function runOperatorCommand(group: string, argv: readonly string[]): Promise<number> {
   let parsed;
   try {
@@ -162,17 +166,29 @@ export async function runOperatorCommand(group: string, argv: readonly string[])
           if (process.stderr.isTTY) process.stderr.write('\n');
           return 0;
         }
-        // tail: newest first from the API; print in time order, then poll for what is newer.
+        // tail: newest first from the API, page after page; print in time order, then poll for
+        // what is newer. Records reach PostgreSQL up to a few seconds after their time, so each
+        // poll looks back a little and skips what it printed already.
         let sinceMs = Date.now() - 60_000;
-        const seen = new Set<string>();
+        const printed = new Map<string, number>();
         for (;;) {
-          const response = await client.queryAudit({ ...request, since: new Date(sinceMs), limit: 1000, cursor: '' });
-          const fresh = response.entries.map(auditEntryToJson).filter((e) => !seen.has(String(e['id']))).reverse();
-          for (const entry of fresh) {
-            seen.add(String(entry['id']));
-            process.stdout.write(values.json ? `${JSON.stringify(entry)}\n` : `${row(entry).map((c) => (c === null ? '-' : String(c))).join('  ')}\n`);
-            sinceMs = Math.max(sinceMs, Date.parse(String(entry['ts'])) - 5_000);
+          const entries: Record<string, unknown>[] = [];
+          let cursor = '';
+          for (let page = 0; page < TAIL_MAX_PAGES_PER_POLL; page++) {
+            const response = await client.queryAudit({ ...request, since: new Date(sinceMs), limit: 1000, cursor });
+            entries.push(...response.entries.map(auditEntryToJson));
+            cursor = response.nextCursor;
+            if (cursor === '') break;
           }
+          for (const entry of entries.reverse()) {
+            const id = String(entry['id']);
+            if (printed.has(id)) continue;
+            const tsMs = Date.parse(String(entry['ts']));
+            printed.set(id, tsMs);
+            process.stdout.write(values.json ? `${JSON.stringify(entry)}\n` : `${row(entry).map((c) => (c === null ? '-' : String(c))).join('  ')}\n`);
+            sinceMs = Math.max(sinceMs, tsMs - TAIL_LOOK_BACK_MS);
+          }
+          for (const [id, tsMs] of printed) if (tsMs < sinceMs) printed.delete(id);
           await new Promise((r) => setTimeout(r, 1000));
         }
       }

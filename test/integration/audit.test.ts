@@ -19,7 +19,7 @@ import type { KeySpec } from '../../gen/keybrake/v1/operator.js';
 import { createTestStack, startTestControlPlane, type TestControlPlane, type TestStack } from '../support/control-plane.js';
 import { startTestDataPlane, type TestDataPlane } from '../support/data-plane.js';
 import { stripeThrough } from '../support/sdk-clients.js';
-import { KEYBRAKE_BIN } from '../support/processes.js';
+import { KEYBRAKE_BIN, spawnKeybrake } from '../support/processes.js';
 import { startTcpRelay } from '../support/tcp-relay.js';
 import { headerValue, startStripeSimulator, type StripeSimulator } from '../simulators/index.js';
 
@@ -347,5 +347,38 @@ describe('queries', () => {
     expect(JSON.stringify(all)).not.toContain(SECRET);
     expect(JSON.stringify(all)).not.toContain(key.vaultKey);
     expect(headerValue(sim.wiretap.last()!, 'authorization')).toBe(`Bearer ${SECRET}`);
+  });
+});
+
+describe('audit tail', () => {
+  it('prints every record of a busy second, in time order, not only the first page', async () => {
+    const label = 'audit/tail';
+    const db = new pg.Client({ connectionString: stack.databaseUrl });
+    await db.connect();
+    try {
+      // 2,500 records within one second: more than one page (1,000) of the API.
+      await db.query(
+        `INSERT INTO audit_records (ts, dataplane_id, incarnation, seq, key_id, label, vendor, method, path, status, decision)
+         SELECT now() - interval '2 seconds' + g * interval '400 microseconds', 'dp-tail', 'tailinc', g, 'key_tail', $1, 'stripe', 'POST', '/v1/charges', 200, 'allowed'
+         FROM generate_series(1, 2500) AS g`,
+        [label],
+      );
+    } finally {
+      await db.end();
+    }
+    const tail = spawnKeybrake(['audit', 'tail', '--label', label, '--json', '--addr', `127.0.0.1:${grpcPort}`, '--token', stack.adminToken], {});
+    try {
+      for (let i = 0; i < 200 && tail.output().split('\n').filter((l) => l.startsWith('{')).length < 2500; i++) await new Promise((r) => setTimeout(r, 50));
+      // One more poll's worth: nothing is printed twice.
+      await new Promise((r) => setTimeout(r, 1200));
+      const lines = tail.output().split('\n').filter((l) => l.startsWith('{')).map((l) => JSON.parse(l) as Entry & { ts: string });
+      expect(lines).toHaveLength(2500);
+      expect(new Set(lines.map((e) => e.id)).size).toBe(2500);
+      const times = lines.map((e) => Date.parse(e.ts));
+      expect(times).toEqual([...times].sort((a, b) => a - b));
+    } finally {
+      tail.child.kill('SIGKILL');
+      await tail.exited();
+    }
   });
 });
