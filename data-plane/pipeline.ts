@@ -59,9 +59,13 @@ export function authenticate(cache: PolicyCache, adapter: VendorAdapter, headers
   return key;
 }
 
-export function authorise(key: CachedKey, method: string, segments: readonly string[]): void {
+/**
+ * Matches exactly what will be forwarded (`segments`). The refusal names the path as the caller
+ * sent it (`requestedPath`): for Twilio the forwarded one carries the real account SID.
+ */
+export function authorise(key: CachedKey, method: string, segments: readonly string[], requestedPath = `/${segments.join('/')}`): void {
   if (!key.allowlist.some((pattern) => matchesEndpoint(pattern, method, segments))) {
-    throw new ProxyError('endpoint_not_allowed', `${method} /${segments.join('/')} is not on vault key ${key.policy.id}'s allowlist`);
+    throw new ProxyError('endpoint_not_allowed', `${method} ${requestedPath} is not on vault key ${key.policy.id}'s allowlist`);
   }
 }
 

@@ -87,7 +87,7 @@ export function createProxyHandler(options: ProxyOptions): (request: IncomingMes
       const method = request.method ?? 'GET';
       const segments = adapter.forwardedSegments(target.segments, credential);
       draft.path = `/${segments.join('/')}`;
-      authorise(key, method, segments);
+      authorise(key, method, segments, `/${target.segments.join('/')}`);
       checkGuardedHeaders(adapter, request.headers);
       if (spool.isFull()) throw new ProxyError('audit_unavailable', 'the audit spool is full (no control plane has taken records for a while); nothing was forwarded');
       const body = await readBody(request, options.maxBodyBytes);

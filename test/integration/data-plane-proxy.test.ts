@@ -150,6 +150,9 @@ describe('twilio-node with a custom httpClient', () => {
   it('raises RestException for a call off the allowlist', async () => {
     const error = await twilioThrough(dp.url, keys.twilio).calls.create({ to: '+15005550006', from: '+15005550001', url: 'https://example.com/twiml' }).catch((e: unknown) => e);
     expect(error).toMatchObject({ status: 403, code: 20403 });
+    // The refusal names the path as the caller sent it, not with the real account SID swapped in.
+    expect((error as Error).message).toMatch(/Calls\.json is not on vault key/);
+    expect((error as Error).message).not.toContain(sims.secrets.twilioAccountSid);
   });
 
   it('never returns the auth token, even when Twilio does', async () => {
