@@ -110,13 +110,15 @@ export class AuditStore {
     if (filter.sinceMs !== undefined) bind('ts >= ?', new Date(filter.sinceMs));
     if (filter.untilMs !== undefined) bind('ts < ?', new Date(filter.untilMs));
     if (filter.cursor) {
-      const [tsMs, dataplaneId, incarnation, seq] = decodeCursor(filter.cursor);
-      values.push(new Date(tsMs), dataplaneId, incarnation, seq);
+      const [tsMicros, dataplaneId, incarnation, seq] = decodeCursor(filter.cursor);
+      values.push(tsMicros, dataplaneId, incarnation, seq);
       const n = values.length;
-      where.push(`(ts, dataplane_id, incarnation, seq) < ($${n - 3}, $${n - 2}, $${n - 1}, $${n})`);
+      // Microseconds, exactly as stored: a cursor in milliseconds (a JS Date) would skip the
+      // rows of its last millisecond that sort after it.
+      where.push(`(ts, dataplane_id, incarnation, seq) < ('epoch'::timestamptz + $${n - 3}::bigint * interval '1 microsecond', $${n - 2}, $${n - 1}, $${n})`);
     }
     values.push(filter.limit + 1);
-    const sql = `SELECT * FROM audit_records ${where.length === 0 ? '' : `WHERE ${where.join(' AND ')}`}
+    const sql = `SELECT *, (EXTRACT(EPOCH FROM ts) * 1000000)::bigint::text AS ts_micros FROM audit_records ${where.length === 0 ? '' : `WHERE ${where.join(' AND ')}`}
       ORDER BY ts DESC, dataplane_id DESC, incarnation DESC, seq DESC LIMIT $${values.length}`;
     const result = await this.pool.query<Record<string, unknown>>(sql, values);
     const rows = result.rows.slice(0, filter.limit);
@@ -188,14 +190,17 @@ function toRow(row: Record<string, unknown>): AuditRow {
 }
 
 function encodeCursor(row: Record<string, unknown>): string {
-  return Buffer.from(JSON.stringify([(row['ts'] as Date).getTime(), row['dataplane_id'], row['incarnation'], Number(row['seq'])])).toString('base64url');
+  return Buffer.from(JSON.stringify([String(row['ts_micros']), row['dataplane_id'], row['incarnation'], Number(row['seq'])])).toString('base64url');
 }
 
-function decodeCursor(cursor: string): [number, string, string, number] {
+/** [ts in microseconds since the epoch (decimal text), data plane, incarnation, seq]. */
+function decodeCursor(cursor: string): [string, string, string, number] {
   try {
     const value = JSON.parse(Buffer.from(cursor, 'base64url').toString('utf8')) as unknown;
-    if (Array.isArray(value) && value.length === 4 && typeof value[0] === 'number' && typeof value[1] === 'string' && typeof value[2] === 'string' && typeof value[3] === 'number') {
-      return value as [number, string, string, number];
+    if (Array.isArray(value) && value.length === 4 && typeof value[1] === 'string' && typeof value[2] === 'string' && typeof value[3] === 'number') {
+      // Cursors handed out before microseconds were milliseconds (a number).
+      if (typeof value[0] === 'number' && Number.isSafeInteger(value[0])) return [String(value[0] * 1000), value[1], value[2], value[3]];
+      if (typeof value[0] === 'string' && /^-?\d{1,19}$/.test(value[0])) return [value[0], value[1], value[2], value[3]];
     }
   } catch {
     // fall through
