@@ -3,13 +3,16 @@
  * upstream, stack and request as bench:proxy, one data plane started with --cpu-prof, wrk for
  * a few seconds, then the profile summarised by function (self time) and by source file.
  * A tool for finding the next thing to make cheaper, not a benchmark with targets.
- *   npm run bench:profile-proxy -- [seconds=8] [top=40]
+ *   npm run bench:profile-proxy -- [seconds=8] [top=40] [bare]
+ * With `bare`, the bare pass-through of bench:proxy is profiled instead, for comparison.
  */
 import { chmod, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative } from 'node:path';
+import { fileURLToPath } from 'node:url';
 
-import { startListeningHelper } from './support/children.js';
+import { spawnProcess, startListeningHelper, supportEntry } from './support/children.js';
+import { freePort } from '../dev/free-port.js';
 import { withCleanup } from './support/cleanup.js';
 import { cpuLayout, pinProcess } from './support/cpus.js';
 import { benchKeySpec, startKeybrakeStack } from './support/keybrake-stack.js';
@@ -29,6 +32,8 @@ interface CpuProfile {
 
 const seconds = Number(process.argv[2] ?? 8);
 const top = Number(process.argv[3] ?? 40);
+const bare = process.argv[4] === 'bare';
+const RUN_TS = fileURLToPath(new URL('../bin/run-ts.js', import.meta.url));
 
 function label(node: ProfileNode): { fn: string; file: string } {
   const { functionName, url, lineNumber } = node.callFrame;
@@ -81,22 +86,38 @@ async function main(): Promise<void> {
     const upstream = await startListeningHelper('upstream-server.ts', [], layout.load);
     cleanup.add('upstream', () => upstream.process.stop());
     const origin = `http://127.0.0.1:${upstream.port}`;
-    const stack = await startKeybrakeStack(cleanup, dir);
-    const { issued } = await stack.client.issueKey({ spec: benchKeySpec('bench/profile') });
     const profileDir = join(dir, 'profile');
-    const dataPlane = await stack.startDataPlane('dp-profile', origin, {}, ['--cpu-prof', `--cpu-prof-dir=${profileDir}`]);
-    pinProcess(dataPlane.pid, layout.proxy);
+    let target: { origin: string; authorization: string; stop: () => Promise<unknown> };
+    if (bare) {
+      const port = await freePort();
+      const helper = spawnProcess(process.execPath, ['--cpu-prof', `--cpu-prof-dir=${profileDir}`, RUN_TS, supportEntry('bare-proxy.ts'), origin, String(port)], layout.proxy);
+      cleanup.add('bare proxy', () => helper.stop());
+      await helper.waitForOutput(/^listening/m, 30_000);
+      target = { origin: `http://127.0.0.1:${port}`, authorization: 'Bearer sk_test_bare', stop: () => helper.stop() };
+    } else {
+      const stack = await startKeybrakeStack(cleanup, dir);
+      const { issued } = await stack.client.issueKey({ spec: benchKeySpec('bench/profile') });
+      const dataPlane = await stack.startDataPlane('dp-profile', origin, {}, ['--cpu-prof', `--cpu-prof-dir=${profileDir}`]);
+      pinProcess(dataPlane.pid, layout.proxy);
+      target = {
+        origin: dataPlane.origin,
+        authorization: `Bearer ${issued!.vaultKey}`,
+        stop: async () => {
+          dataPlane.process.child.kill('SIGTERM');
+          await dataPlane.process.exited();
+        },
+      };
+    }
     await new Promise((r) => setTimeout(r, 500));
     const shape = {
       path: '/v1/charges',
-      headers: { Authorization: `Bearer ${issued!.vaultKey}`, 'Stripe-Version': '2024-06-20', 'Content-Type': 'application/x-www-form-urlencoded' },
+      headers: { Authorization: target.authorization, 'Stripe-Version': '2024-06-20', 'Content-Type': 'application/x-www-form-urlencoded' },
       body: 'amount=2000&currency=usd&customer=cus_123&description=bench',
     };
-    await runSaturation(dir, dataPlane.origin, shape, 10, 2, 'warm', layout.load);
-    const result = await runSaturation(dir, dataPlane.origin, shape, 10, seconds, 'profile', layout.load);
-    process.stderr.write(`${result.requestsPerSecond.toFixed(0)} req/s, p50 ${result.p50.toFixed(2)} ms, failures ${result.failures}\n`);
-    dataPlane.process.child.kill('SIGTERM');
-    await dataPlane.process.exited();
+    await runSaturation(dir, target.origin, shape, 10, 2, 'warm', layout.load);
+    const result = await runSaturation(dir, target.origin, shape, 10, seconds, 'profile', layout.load);
+    process.stderr.write(`${result.requestsPerSecond.toFixed(0)} req/s, p50 ${result.p50.toFixed(2)} ms, failures ${result.failures}; ${result.requests} requests in the measured run\n`);
+    await target.stop();
     const [name] = (await readdir(profileDir)).filter((n) => n.endsWith('.cpuprofile'));
     if (name === undefined) throw new Error('the data plane wrote no profile');
     const text = await readFile(join(profileDir, name), 'utf8');

@@ -7,6 +7,10 @@ import {
   OperatorServiceClient,
   type CreateTokenRequest,
   type CreateTokenResponse,
+  type ListTokensRequest,
+  type ListTokensResponse,
+  type RevokeTokenRequest,
+  type RevokeTokenResponse,
   type DeleteKeyRequest,
   type DeleteKeyResponse,
   type GetKeyRequest,
@@ -36,6 +40,8 @@ export interface OperatorClient {
   deleteKey(request: DeleteKeyRequest): Promise<DeleteKeyResponse>;
   setVendorCredential(request: SetVendorCredentialRequest): Promise<SetVendorCredentialResponse>;
   createToken(request: CreateTokenRequest): Promise<CreateTokenResponse>;
+  listTokens(request: ListTokensRequest): Promise<ListTokensResponse>;
+  revokeToken(request: RevokeTokenRequest): Promise<RevokeTokenResponse>;
   queryAudit(request: QueryAuditRequest): Promise<QueryAuditResponse>;
   close(): void;
 }
@@ -60,6 +66,8 @@ export function createOperatorClient(address: string, token: string | undefined)
     deleteKey: (r) => call((cb) => client.deleteKey(r, metadata, cb)),
     setVendorCredential: (r) => call((cb) => client.setVendorCredential(r, metadata, cb)),
     createToken: (r) => call((cb) => client.createToken(r, metadata, cb)),
+    listTokens: (r) => call((cb) => client.listTokens(r, metadata, cb)),
+    revokeToken: (r) => call((cb) => client.revokeToken(r, metadata, cb)),
     queryAudit: (r) => call((cb) => client.queryAudit(r, metadata, cb)),
     close: () => client.close(),
   };

@@ -1,5 +1,5 @@
 /**
- * Operator commands over gRPC: `keys issue|list|get|revoke`, `vendors set`, `tokens create`.
+ * Operator commands over gRPC: `keys issue|list|get|revoke`, `vendors set`, `tokens create|list|revoke`.
  * Human tables by default, `--json` for scripts; errors are one line naming what to fix.
  */
 import { existsSync, readFileSync } from 'node:fs';
@@ -8,7 +8,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import type { ServiceError } from '@grpc/grpc-js';
 
 import { OperatorError } from '../core/operator-error.js';
-import { auditEntryToJson, parseAuditQuery, parseKeySpecJson, parseListKeysQuery, parseTokenRole, tokenRoleName, vaultKeyToJson } from '../control-plane/admin-json.js';
+import { auditEntryToJson, operatorTokenToJson, parseAuditQuery, parseKeySpecJson, parseListKeysQuery, parseTokenRole, tokenRoleName, vaultKeyToJson } from '../control-plane/admin-json.js';
 import { createOperatorClient } from './operator-client.js';
 
 const HELP: Record<string, string> = {
@@ -21,7 +21,9 @@ const HELP: Record<string, string> = {
   vendors: `usage:
   keybrake vendors set <stripe|twilio|resend> --secret-stdin [--account-sid AC…]   (or --secret S)`,
   tokens: `usage:
-  keybrake tokens create --role admin|issuer|auditor [--name "what it is for"] [--json]`,
+  keybrake tokens create --role admin|issuer|auditor [--name "what it is for"] [--json]
+  keybrake tokens list [--json]
+  keybrake tokens revoke <id> [--json]       its next call is refused`,
   audit: `usage:
   keybrake audit query  [--label L] [--key-id vk_…] [--idempotency-key K] [--vendor V] [--object-id ch_…] [--since T] [--until T] [--limit N] [--json]
   keybrake audit tail   [same filters]            follow new records (Ctrl-C stops)
@@ -191,6 +193,18 @@ export async function runOperatorCommand(group: string, argv: readonly string[])
           for (const [id, tsMs] of printed) if (tsMs < sinceMs) printed.delete(id);
           await new Promise((r) => setTimeout(r, 1000));
         }
+      }
+      case 'tokens list': {
+        const tokens = (await client.listTokens({})).tokens.map(operatorTokenToJson);
+        print({ tokens }, () => table(['ID', 'ROLE', 'NAME', 'CREATED'], tokens.map((t) => [String(t['id']), String(t['role']), String(t['name']), String(t['created_at'])])));
+        return 0;
+      }
+      case 'tokens revoke': {
+        const id = rest[0];
+        if (id === undefined) return fail('tokens revoke needs a token id (tok_…; see keybrake tokens list)');
+        const token: Record<string, unknown> = { ...operatorTokenToJson((await client.revokeToken({ id })).token!), revoked: true };
+        print(token, () => table(['ID', 'ROLE', 'NAME', 'REVOKED'], [[String(token['id']), String(token['role']), String(token['name']), 'yes']]));
+        return 0;
       }
       case 'tokens create': {
         const response = await client.createToken({ role: parseTokenRole(values.role), name: values.name ?? '' });

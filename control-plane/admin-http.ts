@@ -9,6 +9,7 @@ import type { Logger } from '../core/logger.js';
 import type { Registry } from 'prom-client';
 import {
   auditEntryToJson,
+  operatorTokenToJson,
   parseAuditQuery,
   parseJsonObject,
   parseKeySpecJson,
@@ -131,6 +132,16 @@ export function createAdminHttpServer(options: AdminHttpOptions): Server {
         const { token, info } = await service.createToken(caller, { role: parseTokenRole(body['role']), name });
         return ok({ token, id: info!.id, name: info!.name, role: tokenRoleName(info!.role), created_at: info!.createdAt?.toISOString() }, 201);
       },
+    },
+    {
+      method: 'GET',
+      pattern: /^\/tokens$/,
+      handle: async (ctx) => ok({ tokens: (await service.listTokens(await ctx.caller())).tokens.map(operatorTokenToJson) }),
+    },
+    {
+      method: 'DELETE',
+      pattern: /^\/tokens\/([^/]+)$/,
+      handle: async (ctx, [id]) => ok({ ...operatorTokenToJson((await service.revokeToken(await ctx.caller(), { id: id! })).token!), revoked: true }),
     },
     {
       method: 'GET',

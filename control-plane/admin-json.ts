@@ -8,7 +8,7 @@ import { describeType, formatMicrosAsUsd, parseUsdToMicros } from '../core/money
 import { OperatorError, invalidField } from '../core/operator-error.js';
 import { parseVendor } from '../core/vendors.js';
 import { MAX_TTL_SECONDS } from './key-spec.js';
-import { KeyStatus, TokenRole, type AuditEntry, type KeySpec, type ListKeysRequest, type QueryAuditRequest, type VaultKey } from '../gen/keybrake/v1/operator.js';
+import { KeyStatus, TokenRole, type AuditEntry, type KeySpec, type ListKeysRequest, type OperatorToken, type QueryAuditRequest, type VaultKey } from '../gen/keybrake/v1/operator.js';
 
 type JsonObject = Record<string, unknown>;
 
@@ -89,6 +89,11 @@ export function parseTokenRole(value: unknown): TokenRole {
 
 export function tokenRoleName(role: TokenRole): string {
   return { [TokenRole.TOKEN_ROLE_ADMIN]: 'admin', [TokenRole.TOKEN_ROLE_ISSUER]: 'issuer', [TokenRole.TOKEN_ROLE_AUDITOR]: 'auditor' }[role as number] ?? 'unknown';
+}
+
+/** An operator token as the admin API and the CLI show it: never its secret. */
+export function operatorTokenToJson(token: OperatorToken): Record<string, unknown> {
+  return { id: token.id, name: token.name, role: tokenRoleName(token.role), created_at: token.createdAt?.toISOString() ?? null };
 }
 
 export function requireString(value: unknown, field: string): string {

@@ -144,6 +144,20 @@ export class EtcdStore implements KeyStore {
     return parseJson<TokenRecord>(await guard(this.ns.get(paths.token(tokenHash)).string()));
   }
 
+  async listTokens(): Promise<TokenRecord[]> {
+    const values = await guard(this.ns.getAll().prefix('tokens/').strings());
+    return Object.values(values).map((text) => JSON.parse(text) as TokenRecord).sort((a, b) => a.createdAtMs - b.createdAtMs || a.id.localeCompare(b.id));
+  }
+
+  async deleteToken(id: string): Promise<TokenRecord | null> {
+    // Tokens are few: find the record by id, then delete it only if it is still that record.
+    const record = (await this.listTokens()).find((t) => t.id === id);
+    if (record === undefined) return null;
+    const path = paths.token(record.tokenHash);
+    await guard(this.ns.if(path, 'Create', '>', 0).then(this.ns.delete().key(path)).commit());
+    return record;
+  }
+
   async loadPolicyState(): Promise<PolicyState> {
     // One range over the whole namespace: keys and credentials at a single revision.
     const response = await guard(this.ns.getAll().prefix('').exec());

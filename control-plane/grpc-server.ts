@@ -44,6 +44,8 @@ export function createGrpcServer(options: GrpcServerOptions): { server: Server; 
     deleteKey: unary((caller, request) => service.deleteKey(caller, request)),
     setVendorCredential: unary((caller, request) => service.setVendorCredential(caller, request)),
     createToken: unary((caller, request) => service.createToken(caller, request)),
+    listTokens: unary((caller) => service.listTokens(caller)),
+    revokeToken: unary((caller, request) => service.revokeToken(caller, request)),
     queryAudit: unary((caller, request) => service.queryAudit(caller, request)),
   };
   server.addService(OperatorServiceService, implementation);

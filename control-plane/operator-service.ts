@@ -23,10 +23,14 @@ import {
   type KeySpend,
   type ListKeysRequest,
   type ListKeysResponse,
+  type ListTokensResponse,
+  type OperatorToken,
   type QueryAuditRequest,
   type QueryAuditResponse,
   type RevokeKeyRequest,
   type RevokeKeyResponse,
+  type RevokeTokenRequest,
+  type RevokeTokenResponse,
   type SetVendorCredentialRequest,
   type SetVendorCredentialResponse,
   type VaultKey,
@@ -43,10 +47,10 @@ const MAX_PAGE_SIZE = 1000;
 const MAX_SECRET_LENGTH = 4096;
 const MAX_TOKEN_NAME_LENGTH = 200;
 
-export type Action = 'keys.issue' | 'keys.read' | 'keys.revoke' | 'keys.delete' | 'vendors.write' | 'tokens.create' | 'audit.read';
+export type Action = 'keys.issue' | 'keys.read' | 'keys.revoke' | 'keys.delete' | 'vendors.write' | 'tokens.create' | 'tokens.read' | 'tokens.revoke' | 'audit.read';
 
 const ROLE_ACTIONS: Record<TokenRoleName, ReadonlySet<Action>> = {
-  admin: new Set<Action>(['keys.issue', 'keys.read', 'keys.revoke', 'keys.delete', 'vendors.write', 'tokens.create', 'audit.read']),
+  admin: new Set<Action>(['keys.issue', 'keys.read', 'keys.revoke', 'keys.delete', 'vendors.write', 'tokens.create', 'tokens.read', 'tokens.revoke', 'audit.read']),
   issuer: new Set<Action>(['keys.issue', 'keys.read', 'keys.revoke']),
   auditor: new Set<Action>(['keys.read', 'audit.read']),
 };
@@ -219,6 +223,20 @@ export class OperatorService {
     return { token, info: { id: record.id, name: record.name, role: request.role, createdAt: new Date(record.createdAtMs) } };
   }
 
+  async listTokens(caller: Caller): Promise<ListTokensResponse> {
+    this.authorize(caller, 'tokens.read');
+    return { tokens: (await this.store.listTokens()).map(toOperatorToken) };
+  }
+
+  /** Deletes a token; authentication reads the store on every call, so its next call is refused. */
+  async revokeToken(caller: Caller, request: RevokeTokenRequest): Promise<RevokeTokenResponse> {
+    this.authorize(caller, 'tokens.revoke');
+    if (!/^tok_[0-9A-Za-z]{16}$/.test(request.id)) throw invalidField('id', `${JSON.stringify(request.id)} is not an operator token id (tok_…)`);
+    const record = await this.store.deleteToken(request.id);
+    if (record === null) throw new OperatorError('not_found', `no operator token ${request.id}`);
+    return { token: toOperatorToken(record) };
+  }
+
   async queryAudit(caller: Caller, request: QueryAuditRequest): Promise<QueryAuditResponse> {
     this.authorize(caller, 'audit.read');
     if (this.audit === undefined) throw new OperatorError('unimplemented', 'this control plane has no audit store');
@@ -286,6 +304,10 @@ export const ROLE_ENUM: Record<TokenRoleName, TokenRole> = {
   issuer: TokenRole.TOKEN_ROLE_ISSUER,
   auditor: TokenRole.TOKEN_ROLE_AUDITOR,
 };
+
+function toOperatorToken(record: TokenRecord): OperatorToken {
+  return { id: record.id, name: record.name, role: ROLE_ENUM[record.role], createdAt: new Date(record.createdAtMs) };
+}
 
 function roleName(role: TokenRole): TokenRoleName {
   for (const [name, value] of Object.entries(ROLE_ENUM)) if (value === role) return name as TokenRoleName;

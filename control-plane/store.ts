@@ -50,6 +50,9 @@ export interface KeyStore {
 
   createToken(record: TokenRecord): Promise<void>;
   findTokenByHash(tokenHash: string): Promise<TokenRecord | null>;
+  listTokens(): Promise<TokenRecord[]>;
+  /** Deletes the token with this id; returns what was deleted, or null when there is none. */
+  deleteToken(id: string): Promise<TokenRecord | null>;
 
   /** Every key and credential, read at one revision. */
   loadPolicyState(): Promise<PolicyState>;

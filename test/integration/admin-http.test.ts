@@ -131,6 +131,35 @@ describe('authentication and roles', () => {
     expect(response.status).toBe(422);
     expect(response.body.error.message).toMatch(/^role: must be admin, issuer or auditor/);
   });
+
+  it('lists tokens without their secrets and revokes one: its next call is refused', async () => {
+    const created = await cp.http('POST', '/tokens', { body: { role: 'issuer', name: 'leaked laptop' } });
+    const secret = created.body.token as string;
+    expect((await cp.http('GET', '/vault/keys?limit=1', { token: secret })).status).toBe(200);
+
+    const listed = await cp.http('GET', '/tokens');
+    expect(listed.status).toBe(200);
+    expect(listed.body.tokens).toContainEqual({ id: created.body.id, name: 'leaked laptop', role: 'issuer', created_at: created.body.created_at });
+    expect(JSON.stringify(listed.body)).not.toContain(secret);
+    expect((await cp.http('GET', '/tokens', { token: secret })).status).toBe(403);
+    expect((await cp.http('DELETE', `/tokens/${created.body.id}`, { token: secret })).status).toBe(403);
+
+    const revoked = await cp.http('DELETE', `/tokens/${created.body.id}`);
+    expect(revoked.status).toBe(200);
+    expect(revoked.body).toMatchObject({ id: created.body.id, revoked: true });
+    const refused = await cp.http('GET', '/vault/keys?limit=1', { token: secret });
+    expect(refused.status).toBe(401);
+    expect(refused.body.error.code).toBe('unauthenticated');
+    expect((await cp.http('GET', '/tokens')).body.tokens.map((t: { id: string }) => t.id)).not.toContain(created.body.id);
+
+    // Again, or a malformed id: a clear error, nothing changes.
+    const again = await cp.http('DELETE', `/tokens/${created.body.id}`);
+    expect(again.status).toBe(404);
+    expect(again.body.error.code).toBe('not_found');
+    const malformed = await cp.http('DELETE', '/tokens/not-a-token');
+    expect(malformed.status).toBe(422);
+    expect(malformed.body.error.message).toMatch(/^id: /);
+  });
 });
 
 describe('listing, revoking and deleting', () => {

@@ -84,10 +84,18 @@ describe('OperatorService', () => {
       anonymous.close();
       wrong.close();
     }
-    const { token } = await cp.client.createToken({ role: TokenRole.TOKEN_ROLE_AUDITOR, name: 'auditor' });
+    const name = `auditor ${Date.now()}`;
+    const { token } = await cp.client.createToken({ role: TokenRole.TOKEN_ROLE_AUDITOR, name });
     const auditor = createOperatorClient(cp.grpcAddress, token);
     try {
       expect((await grpcError(auditor.issueKey({ spec: spec('x') }))).code).toBe(status.PERMISSION_DENIED);
+      expect((await grpcError(auditor.listTokens({}))).code).toBe(status.PERMISSION_DENIED);
+      const { tokens } = await cp.client.listTokens({});
+      const mine = tokens.find((t) => t.name === name)!;
+      expect(mine.role).toBe(TokenRole.TOKEN_ROLE_AUDITOR);
+      expect((await cp.client.revokeToken({ id: mine.id })).token?.id).toBe(mine.id);
+      expect((await grpcError(auditor.listKeys({ label: '', labelPrefix: '', vendor: '', status: 0, pageSize: 1, pageToken: '' }))).code).toBe(status.UNAUTHENTICATED);
+      expect((await grpcError(cp.client.revokeToken({ id: mine.id }))).code).toBe(status.NOT_FOUND);
     } finally {
       auditor.close();
     }

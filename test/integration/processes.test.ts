@@ -82,6 +82,24 @@ describe('operator CLI', () => {
     expect(JSON.parse(revoked.stdout).status).toBe('revoked');
   });
 
+  it('creates, lists and revokes operator tokens; a revoked one is refused', async () => {
+    const created = await keybrake(['tokens', 'create', ...connection(), '--role', 'auditor', '--name', 'cli token', '--json']);
+    expect(created.code).toBe(0);
+    const { id, token } = JSON.parse(created.stdout) as { id: string; token: string };
+    const listed = await keybrake(['tokens', 'list', ...connection()]);
+    expect(listed.stdout.split('\n')[0]).toMatch(/^ID\s+ROLE\s+NAME\s+CREATED$/);
+    expect(listed.stdout).toMatch(new RegExp(`${id}\\s+auditor\\s+cli token`));
+    expect(listed.stdout).not.toContain(token);
+    expect((await keybrake(['keys', 'list', '--addr', cp.grpcAddress, '--token', token])).code).toBe(0);
+    const revoked = await keybrake(['tokens', 'revoke', id, ...connection(), '--json']);
+    expect(JSON.parse(revoked.stdout)).toMatchObject({ id, revoked: true });
+    const refused = await keybrake(['keys', 'list', '--addr', cp.grpcAddress, '--token', token]);
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toMatch(/^keybrake: .*unknown operator token/);
+    const missing = await keybrake(['tokens', 'revoke', ...connection()]);
+    expect(missing.stderr).toMatch(/^keybrake: tokens revoke needs a token id/);
+  });
+
   it('explains a bad flag or an unreachable control plane in one line', async () => {
     const bad = await keybrake(['keys', 'issue', ...connection(), '--vendor', 'stripe', '--endpoint', 'POST /v1/charges', '--daily-usd-cap=-3']);
     expect(bad.code).toBe(2);
