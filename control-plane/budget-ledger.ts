@@ -19,6 +19,8 @@ export interface BudgetLedger {
   update(keyId: string, window: string, initial: () => BudgetAccount, change: (account: BudgetAccount) => BudgetAccount): Promise<BudgetAccount>;
   listForKey(keyId: string): Promise<StoredAccount[]>;
   listAll(): Promise<StoredAccount[]>;
+  /** Deletes the account if `stillRemovable` holds for its current value (compare-and-swap); true when it is gone. */
+  removeIf(keyId: string, window: string, stillRemovable: (account: BudgetAccount) => boolean): Promise<boolean>;
   /** Calls `listener` with every account written after now; resolves to a stop function. */
   watch(listener: (stored: StoredAccount) => void): Promise<() => Promise<void>>;
   close(): void;
@@ -68,6 +70,18 @@ export class EtcdBudgetLedger implements BudgetLedger {
 
   async listAll(): Promise<StoredAccount[]> {
     return this.list(PREFIX);
+  }
+
+  async removeIf(keyId: string, window: string, stillRemovable: (account: BudgetAccount) => boolean): Promise<boolean> {
+    const key = path(keyId, window);
+    for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
+      const kv = (await guard(this.ns.get(key).exec())).kvs[0];
+      if (kv === undefined) return true;
+      if (!stillRemovable(JSON.parse(kv.value.toString('utf8')) as BudgetAccount)) return false;
+      const result = await guard(this.ns.if(key, 'Mod', '==', kv.mod_revision).then(this.ns.delete().key(key)).commit());
+      if (result.succeeded) return true;
+    }
+    return false;
   }
 
   private async list(prefix: string): Promise<StoredAccount[]> {
@@ -135,6 +149,15 @@ export class MemoryBudgetLedger implements BudgetLedger {
 
   async listAll(): Promise<StoredAccount[]> {
     return [...this.accounts.entries()].map(([key, account]) => ({ ...parsePath(key), account }));
+  }
+
+  async removeIf(keyId: string, window: string, stillRemovable: (account: BudgetAccount) => boolean): Promise<boolean> {
+    const key = path(keyId, window);
+    const account = this.accounts.get(key);
+    if (account === undefined) return true;
+    if (!stillRemovable(account)) return false;
+    this.accounts.delete(key);
+    return true;
   }
 
   async watch(listener: (stored: StoredAccount) => void): Promise<() => Promise<void>> {

@@ -18,6 +18,8 @@ export interface ControlPlaneConfig {
   readonly leaseTtlMs: number;
   /** Days of audit kept (KEYBRAKE_AUDIT_RETENTION_DAYS, default 400): older day partitions are dropped. */
   readonly auditRetentionDays: number;
+  /** How long etcd keeps a key's record and budget accounts after it expired or was revoked (KEYBRAKE_KEY_RETENTION, default 30d). */
+  readonly keyRetentionMs: number;
 }
 
 const MIN_TOKEN_LENGTH = 24;
@@ -66,8 +68,18 @@ export function compileControlPlaneConfig(env: Env): ControlPlaneConfig {
   const retentionText = readOptional(env, 'KEYBRAKE_AUDIT_RETENTION_DAYS') ?? '400';
   if (!/^\d+$/.test(retentionText) || Number(retentionText) < 1) throw new ConfigError('KEYBRAKE_AUDIT_RETENTION_DAYS', `must be a whole number of days, at least 1; got ${JSON.stringify(retentionText)}`);
 
+  const keyRetentionText = readOptional(env, 'KEYBRAKE_KEY_RETENTION') ?? '30d';
+  let keyRetentionSeconds: number;
+  try {
+    keyRetentionSeconds = parseDurationSeconds(keyRetentionText, 'KEYBRAKE_KEY_RETENTION');
+  } catch {
+    throw new ConfigError('KEYBRAKE_KEY_RETENTION', `cannot parse duration ${JSON.stringify(keyRetentionText)} (e.g. "30d")`);
+  }
+  if (keyRetentionSeconds < 1) throw new ConfigError('KEYBRAKE_KEY_RETENTION', 'must be at least 1s');
+
   return {
     auditRetentionDays: Number(retentionText),
+    keyRetentionMs: keyRetentionSeconds * 1000,
     heartbeatIntervalMs: heartbeatSeconds * 1000,
     leaseTtlMs: leaseSeconds * 1000,
     etcdEndpoints: parseUrlList(env, 'KEYBRAKE_ETCD_ENDPOINTS', 'http://127.0.0.1:2379'),

@@ -22,6 +22,7 @@ import { summariseSpend } from './spend-summary.js';
 import { bindGrpcServer, createGrpcServer, SERVICE_NAMES } from './grpc-server.js';
 import { PolicyFeed } from './policy-feed.js';
 import { PricedIntentBroadcast } from './priced-intents.js';
+import { Janitor } from './janitor.js';
 import { OperatorService } from './operator-service.js';
 
 export interface RunningControlPlane {
@@ -78,6 +79,9 @@ export async function startControlPlane(config: ControlPlaneConfig, logger: Logg
     audit.maintainPartitions(Date.now(), config.auditRetentionDays).catch((error: unknown) => logger.warn({ err: error instanceof Error ? error.message : String(error) }, 'audit partition maintenance failed'));
   }, 3_600_000);
   const dataPlaneService = createDataPlaneService({ feed, leases, audit, pricedIntents, metrics, streams, dataplaneToken: config.dataplaneToken, pepper: keys.pepper, logger, heartbeatIntervalMs: config.heartbeatIntervalMs });
+  // Retention runs every quarter of the retention period, at most hourly.
+  const janitor = new Janitor({ store, ledger, retentionMs: config.keyRetentionMs, logger });
+  janitor.start(Math.min(3_600_000, Math.max(1000, Math.floor(config.keyRetentionMs / 4))));
   const sweeper = setInterval(() => {
     leases.sweep().then((expired) => metrics.leasesExpired.inc(expired)).catch((error: unknown) => logger.warn({ err: error instanceof Error ? error.message : String(error) }, 'lease sweep failed'));
   }, Math.max(500, Math.floor(config.leaseTtlMs / 4)));
@@ -104,6 +108,7 @@ export async function startControlPlane(config: ControlPlaneConfig, logger: Logg
         for (const name of ['', ...SERVICE_NAMES]) health.setStatus(name, 'NOT_SERVING');
         clearInterval(sweeper);
         clearInterval(partitionKeeper);
+        await janitor.stop();
         await stopReclaimWatch?.();
         await feed.stop();
         await pricedIntents.stop();

@@ -17,6 +17,7 @@ describe('control-plane configuration', () => {
     expect(config.grpcAddress).toMatchObject({ host: '127.0.0.1', port: 7070 });
     expect(config.adminAddress).toMatchObject({ host: '127.0.0.1', port: 7080 });
     expect(config.etcdPrefix).toBe('/keybrake/');
+    expect(config.keyRetentionMs).toBe(30 * 86_400_000);
   });
 
   it('derives the heartbeat from a short lease TTL', () => {
@@ -44,6 +45,8 @@ describe('control-plane configuration', () => {
     [{ KEYBRAKE_LOG_LEVEL: 'loud' }, /^KEYBRAKE_LOG_LEVEL: must be one of/],
     [{ KEYBRAKE_HEARTBEAT_INTERVAL: '20s' }, /^KEYBRAKE_HEARTBEAT_INTERVAL: must be at most half of KEYBRAKE_LEASE_TTL \(30s\)/],
     [{ KEYBRAKE_AUDIT_RETENTION_DAYS: '0' }, /^KEYBRAKE_AUDIT_RETENTION_DAYS: /],
+    [{ KEYBRAKE_KEY_RETENTION: 'a month' }, /^KEYBRAKE_KEY_RETENTION: cannot parse duration/],
+    [{ KEYBRAKE_KEY_RETENTION: '0s' }, /^KEYBRAKE_KEY_RETENTION: must be at least 1s/],
   ])('names the variable when %j', (change, message) => {
     expect(() => compileControlPlaneConfig({ ...good, ...change })).toThrow(message);
   });
