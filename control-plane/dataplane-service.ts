@@ -12,6 +12,7 @@ import type { ConnectRequest, ConnectResponse, DataPlaneServiceServer } from '..
 import { constantTimeEqual } from './crypto.js';
 import type { AuditRecord } from '../gen/keybrake/v1/dataplane.js';
 import type { AuditStore } from './audit-store.js';
+import { auditBatchRecords } from './audit-batch.js';
 import { pricedIntentsIn, type PricedIntentBroadcast } from './priced-intents.js';
 import type { LeaseService } from './lease-service.js';
 import type { ControlPlaneMetrics } from './metrics.js';
@@ -131,8 +132,9 @@ export function createDataPlaneService(options: DataPlaneServiceOptions): DataPl
 
       call.on('data', (request: ConnectRequest) => {
         if (request.auditBatch !== undefined && unsubscribe !== null) {
-          const records = request.auditBatch.records;
-          auditChain = auditChain.then(() => ingest(records)).catch((error: unknown) => {
+          const batch = request.auditBatch;
+          // A batch that cannot be read fails like one PostgreSQL refused: nothing behind it is stored.
+          auditChain = auditChain.then(() => ingest(auditBatchRecords(batch))).catch((error: unknown) => {
             if (!auditFailed) logger.error({ err: error instanceof Error ? error.message : String(error), dataplane_id: dataplaneId }, 'could not store audit records; waiting for the data plane to send them again');
             auditFailed = true;
           });

@@ -69,7 +69,8 @@ export class AuditShipper {
         this.recordSpooled();
         return;
       }
-      if (!this.options.send([{ auditBatch: { records } }])) return;
+      // The spooled lines as they are: no record is serialised a second time.
+      if (!this.options.send([{ auditBatch: { records: [], jsonl: Buffer.from(records.map((r) => r.line).join('')) } }])) return;
       this.sent += records.length;
       if (this.batchesInFlight === 0) this.lastAckOrSendMs = nowMs;
       this.batchesInFlight++;

@@ -4,6 +4,8 @@
  * it survives kill -9 of this process (not a power cut: there is no fsync). Records stay until
  * the control plane acknowledges that PostgreSQL has them; on start, every segment left by an
  * earlier incarnation is replayed. Segments are deleted once every record in them is acked.
+ * Pending records are kept as their spooled line, which is also what is shipped: a record is
+ * serialised once, and nothing but a string per record waits in memory for its ack.
  */
 import { closeSync, fstatSync, mkdirSync, openSync, readdirSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
@@ -26,8 +28,11 @@ interface Segment {
   bytes: number;
 }
 
-interface Pending {
-  readonly record: AuditRecord;
+/** A spooled record not yet acknowledged: its line (JSON and a newline) and what acks name. */
+export interface SpooledRecord {
+  readonly line: string;
+  readonly incarnation: string;
+  readonly seq: number;
   readonly bytes: number;
 }
 
@@ -35,7 +40,7 @@ const SEGMENT_NAME = /^([0-9a-f]+)\.(\d{12})\.jsonl$/;
 
 export class AuditSpool {
   private readonly segments: Segment[] = [];
-  private pending: Pending[] = [];
+  private pending: SpooledRecord[] = [];
   private readonly acked = new Map<string, number>();
   private active: { fd: number; segment: Segment } | null = null;
   private nextSeq = 1;
@@ -65,7 +70,7 @@ export class AuditSpool {
           continue;
         }
         const bytes = Buffer.byteLength(line) + 1;
-        spool.pending.push({ record, bytes });
+        spool.pending.push({ line: `${line}\n`, incarnation: record.incarnation, seq: record.seq, bytes });
         spool.unackedBytes += bytes;
         segment.lastSeq = Math.max(segment.lastSeq, record.seq);
         segment.bytes += bytes;
@@ -77,7 +82,7 @@ export class AuditSpool {
 
   /** Numbers the record, writes it, and keeps it for shipping. Throws if the write fails. */
   append(draft: Omit<AuditRecord, 'seq' | 'incarnation'>): AuditRecord {
-    const record: AuditRecord = { ...draft, seq: this.nextSeq, incarnation: this.options.incarnation };
+    const record = numbered(draft, this.nextSeq, this.options.incarnation);
     const line = `${JSON.stringify(record)}\n`;
     const bytes = Buffer.byteLength(line);
     const active = this.activeSegment(bytes);
@@ -85,7 +90,7 @@ export class AuditSpool {
     this.nextSeq++;
     active.segment.lastSeq = record.seq;
     active.segment.bytes += bytes;
-    this.pending.push({ record, bytes });
+    this.pending.push({ line, incarnation: record.incarnation, seq: record.seq, bytes });
     this.unackedBytes += bytes;
     return record;
   }
@@ -104,15 +109,15 @@ export class AuditSpool {
   }
 
   /** Records not yet acknowledged, oldest first, from `offset`. */
-  unacked(offset: number, limit: number): AuditRecord[] {
-    return this.pending.slice(offset, offset + limit).map((p) => p.record);
+  unacked(offset: number, limit: number): readonly SpooledRecord[] {
+    return this.pending.slice(offset, offset + limit);
   }
 
   /** PostgreSQL has every record of `incarnation` up to `upToSeq`: forget them. Returns how many were dropped. */
   ack(incarnation: string, upToSeq: number): number {
     if (upToSeq <= (this.acked.get(incarnation) ?? 0)) return 0;
     this.acked.set(incarnation, upToSeq);
-    const isDone = (entry: Pending) => entry.record.incarnation === incarnation && entry.record.seq <= upToSeq;
+    const isDone = (entry: SpooledRecord) => entry.incarnation === incarnation && entry.seq <= upToSeq;
     // Acks nearly always cover the oldest records: drop them from the front. Only while an
     // earlier incarnation's replayed records sit in front is a full pass needed.
     let front = 0;
@@ -120,7 +125,7 @@ export class AuditSpool {
     let dropped = front;
     if (front > 0) this.pending.splice(0, front);
     const head = this.pending[0];
-    if (head !== undefined && head.record.incarnation !== incarnation && this.pending.some(isDone)) {
+    if (head !== undefined && head.incarnation !== incarnation && this.pending.some(isDone)) {
       const before = this.pending.length;
       this.pending = this.pending.filter((entry) => {
         if (isDone(entry)) this.unackedBytes -= entry.bytes;
@@ -161,4 +166,17 @@ export class AuditSpool {
     this.active = { fd, segment };
     return this.active;
   }
+}
+
+/**
+ * The record with its number, every field named: a spread of the 20-field draft into a new
+ * literal takes V8's slow path (microseconds per call on the request path).
+ */
+function numbered(draft: Omit<AuditRecord, 'seq' | 'incarnation'>, seq: number, incarnation: string): AuditRecord {
+  return {
+    seq, incarnation, tsUnixMs: draft.tsUnixMs, keyId: draft.keyId, label: draft.label, vendor: draft.vendor, method: draft.method, path: draft.path,
+    status: draft.status, decision: draft.decision, reason: draft.reason, amount: draft.amount, currency: draft.currency,
+    estimatedUsdMicros: draft.estimatedUsdMicros, usdMicros: draft.usdMicros, idempotencyKey: draft.idempotencyKey, vendorRequestId: draft.vendorRequestId,
+    vendorObjectId: draft.vendorObjectId, stripeChargeId: draft.stripeChargeId, replayed: draft.replayed, latencyMs: draft.latencyMs,
+  };
 }

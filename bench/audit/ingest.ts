@@ -163,7 +163,7 @@ export async function connectFeeder(options: {
           nextIndex += batch.length;
           inFlight++;
           batches++;
-          stream.write({ auditBatch: { records: batch } });
+          stream.write({ auditBatch: { records: batch, jsonl: Buffer.alloc(0) } });
         }
       };
       onFailure = (error) => {

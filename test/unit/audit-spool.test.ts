@@ -6,6 +6,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 
 import { AuditShipper } from '../../data-plane/audit-shipper.js';
 import { AuditSpool } from '../../data-plane/audit-spool.js';
+import { auditBatchRecords } from '../../control-plane/audit-batch.js';
 import type { AuditRecord, ConnectRequest } from '../../gen/keybrake/v1/dataplane.js';
 
 const dirs: string[] = [];
@@ -56,6 +57,9 @@ describe('AuditSpool', () => {
   });
 });
 
+/** What the control plane reads out of a shipped batch. */
+const seqsOf = (message: ConnectRequest) => auditBatchRecords(message.auditBatch!).map((r) => r.seq);
+
 describe('AuditShipper', () => {
   it('keeps a bounded window in flight and resends everything unacknowledged after a reconnect', () => {
     const spool = AuditSpool.open({ dir: tempDir(), incarnation: 'dddd', maxBytes: 1 << 20 });
@@ -64,14 +68,29 @@ describe('AuditShipper', () => {
     const shipper = new AuditShipper({ spool, send: (m) => (up ? (sent.push(...m), true) : false), batchSize: 2, maxBatchesInFlight: 2 });
     for (let i = 1; i <= 7; i++) spool.append(draft(i));
     shipper.pump();
-    expect(sent.map((m) => m.auditBatch!.records.map((r) => r.seq))).toEqual([[1, 2], [3, 4]]);
+    expect(sent.map(seqsOf)).toEqual([[1, 2], [3, 4]]);
     shipper.onAck({ incarnation: 'dddd', upToSeq: 2 });
-    expect(sent.at(-1)!.auditBatch!.records.map((r) => r.seq)).toEqual([5, 6]);
+    expect(seqsOf(sent.at(-1)!)).toEqual([5, 6]);
     up = false;
     shipper.onAck({ incarnation: 'dddd', upToSeq: 4 });
     up = true;
     sent.length = 0;
     shipper.onReconnect();
-    expect(sent.map((m) => m.auditBatch!.records.map((r) => r.seq))).toEqual([[5, 6], [7]]);
+    expect(sent.map(seqsOf)).toEqual([[5, 6], [7]]);
+  });
+});
+
+describe('auditBatchRecords', () => {
+  it('reads spooled lines back into the records that were spooled, after any encoded ones', () => {
+    const spool = AuditSpool.open({ dir: tempDir(), incarnation: 'eeee', maxBytes: 1 << 20 });
+    const written = [1, 2, 3].map((i) => spool.append({ ...draft(i), label: `l\u0000"${i}\n` }));
+    const jsonl = Buffer.from(spool.unacked(0, 10).map((r) => r.line).join(''));
+    const encoded = { ...written[0]!, seq: 99 };
+    expect(auditBatchRecords({ records: [encoded], jsonl })).toEqual([encoded, ...written]);
+  });
+
+  it('turns a field of the wrong type into its zero value', () => {
+    const [record] = auditBatchRecords({ records: [], jsonl: Buffer.from('{"seq":"7","incarnation":"i","status":{"x":1},"label":42}\n') });
+    expect(record).toMatchObject({ seq: 7, incarnation: 'i', label: '42', status: 0 });
   });
 });

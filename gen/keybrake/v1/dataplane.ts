@@ -195,9 +195,14 @@ export interface AuditRecord {
   latencyMs: number;
 }
 
-/** AuditBatch carries spooled records up, oldest first. */
+/**
+ * AuditBatch carries spooled records up, oldest first: as `records`, or as `jsonl`, the
+ * spool's own lines (one AuditRecord per line, proto3 JSON with camelCase names), which a data
+ * plane sends as written instead of encoding each record again. A batch may carry both.
+ */
 export interface AuditBatch {
   records: AuditRecord[];
+  jsonl: Buffer;
 }
 
 /** AuditAck says every record of an incarnation up to a seq is committed to PostgreSQL. */
@@ -2761,13 +2766,16 @@ export const AuditRecord: MessageFns<AuditRecord> = {
 };
 
 function createBaseAuditBatch(): AuditBatch {
-  return { records: [] };
+  return { records: [], jsonl: Buffer.alloc(0) };
 }
 
 export const AuditBatch: MessageFns<AuditBatch> = {
   encode(message: AuditBatch, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
     for (const v of message.records) {
       AuditRecord.encode(v!, writer.uint32(10).fork()).join();
+    }
+    if (message.jsonl.length !== 0) {
+      writer.uint32(18).bytes(message.jsonl);
     }
     return writer;
   },
@@ -2793,6 +2801,14 @@ export const AuditBatch: MessageFns<AuditBatch> = {
             message.records.push(AuditRecord.decode(reader, reader.uint32()));
             continue;
           }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.jsonl = Buffer.from(reader.bytes());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2808,6 +2824,7 @@ export const AuditBatch: MessageFns<AuditBatch> = {
   fromJSON(object: any): AuditBatch {
     return {
       records: globalThis.Array.isArray(object?.records) ? object.records.map((e: any) => AuditRecord.fromJSON(e)) : [],
+      jsonl: isSet(object.jsonl) ? Buffer.from(bytesFromBase64(object.jsonl)) : Buffer.alloc(0),
     };
   },
 
@@ -2815,6 +2832,9 @@ export const AuditBatch: MessageFns<AuditBatch> = {
     const obj: any = {};
     if (message.records?.length) {
       obj.records = message.records.map((e) => AuditRecord.toJSON(e));
+    }
+    if (message.jsonl.length !== 0) {
+      obj.jsonl = base64FromBytes(message.jsonl);
     }
     return obj;
   },
@@ -2825,6 +2845,7 @@ export const AuditBatch: MessageFns<AuditBatch> = {
   fromPartial<I extends Exact<DeepPartial<AuditBatch>, I>>(object: I): AuditBatch {
     const message = createBaseAuditBatch();
     message.records = object.records?.map((e) => AuditRecord.fromPartial(e)) || [];
+    message.jsonl = object.jsonl ?? Buffer.alloc(0);
     return message;
   },
 };
