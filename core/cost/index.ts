@@ -28,7 +28,8 @@ export { countSegments, type SegmentCount, type SmsEncoding } from './sms-segmen
 /** Never throws for anything a caller sends: a call it cannot bound comes back `refused`. */
 export function estimateCost(request: PricedRequest, key: KeyPricing, tables: PriceTables): CostEstimate {
   // Only POSTs move money; a 'post' spelt otherwise must not pass for a free read.
-  const normalised: PricedRequest = { ...request, method: request.method.toUpperCase() };
+  const method = request.method.toUpperCase();
+  const normalised: PricedRequest = method === request.method ? request : { ...request, method };
   return refusalsAsEstimates(() => {
     switch (normalised.vendor) {
       case 'stripe':
@@ -49,7 +50,7 @@ export function estimateCost(request: PricedRequest, key: KeyPricing, tables: Pr
 export function settleCost(request: PricedRequest, estimate: CostEstimate, response: VendorResponse, tables: PriceTables): Settlement {
   switch (request.vendor) {
     case 'stripe':
-      return settleStripe({ ...request, method: request.method.toUpperCase() }, estimate, response, tables);
+      return settleStripe(request.method === request.method.toUpperCase() ? request : { ...request, method: request.method.toUpperCase() }, estimate, response, tables);
     case 'twilio':
       return settleTwilio(request, estimate, response);
     case 'resend':

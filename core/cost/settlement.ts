@@ -6,8 +6,11 @@ import type { CostEstimate, Settlement, VendorResponse } from './types.js';
 /** A header's value, names matched case-insensitively; repeated headers are joined with ", ". */
 export function headerValue(headers: VendorResponse['headers'], name: string): string | undefined {
   const wanted = name.toLowerCase();
-  for (const [key, value] of Object.entries(headers)) {
-    if (key.toLowerCase() !== wanted || value === undefined) continue;
+  // Called on every answer, mostly for a header that is absent: compare lengths before case.
+  for (const key in headers) {
+    if (key.length !== wanted.length || key.toLowerCase() !== wanted) continue;
+    const value = headers[key];
+    if (value === undefined) continue;
     return typeof value === 'string' ? value : value.join(', ');
   }
   return undefined;

@@ -281,11 +281,9 @@ export function settleStripe(request: PricedRequest, estimate: CostEstimate, res
   const reservedCurrency = estimate.kind === 'priced' ? estimate.currency : null;
   const amount = revealed === null ? reservedAmount : Number(revealed.amount);
   const currency = revealed?.currency ?? reservedCurrency;
-  const base = { objectId, stripeChargeId, amount, currency };
-  // Stripe answered from its idempotency store: the money moved (or not) the first time.
-  if (headerValue(response.headers, 'idempotent-replayed')?.trim().toLowerCase() === 'true') return { ...base, micros: 0, replayed: true };
+  const replayed = headerValue(response.headers, 'idempotent-replayed')?.trim().toLowerCase() === 'true';
   const outcome = outcomeOf(response.status);
-  if (outcome === 'refused' || estimate.kind !== 'priced') return { ...base, micros: 0, replayed: false };
-  if (outcome === 'indeterminate' || revealed === null) return { ...base, micros: estimate.micros, replayed: false };
-  return { ...base, micros: revealed.micros, replayed: false };
+  // Stripe answered from its idempotency store: the money moved (or not) the first time.
+  const micros = replayed || outcome === 'refused' || estimate.kind !== 'priced' ? 0 : outcome === 'indeterminate' || revealed === null ? estimate.micros : revealed.micros;
+  return { micros, replayed, objectId, stripeChargeId, amount, currency };
 }
