@@ -1,7 +1,9 @@
 /**
- * The local audit spool. Every record is appended (one JSON line, a synchronous write) before
- * the caller gets its answer; the write is in the kernel's page cache when the call returns, so
- * it survives kill -9 of this process (not a power cut: there is no fsync). Records stay until
+ * The local audit spool. Every record is written (one JSON line) before the caller gets its
+ * answer: answers wait in `afterWrite` until the lines appended in the same turn of the event
+ * loop have gone out in one synchronous write (a group commit: one write per turn, not per call).
+ * A written line is in the kernel's page cache, so it survives kill -9 of this process (not a
+ * power cut: there is no fsync). Records stay until
  * the control plane acknowledges that PostgreSQL has them; on start, every segment left by an
  * earlier incarnation is replayed. Segments are deleted once every record in them is acked.
  * Pending records are kept as their spooled line, which is also what is shipped: a record is
@@ -46,6 +48,10 @@ export class AuditSpool {
   private nextSeq = 1;
   private unackedBytes = 0;
   private readonly segmentBytes: number;
+  /** Lines appended but not yet written, and the answers waiting for them. */
+  private unwritten: string[] = [];
+  private waiting: ((error: Error | null) => void)[] = [];
+  private writeScheduled = false;
 
   private constructor(private readonly options: AuditSpoolOptions) {
     this.segmentBytes = options.segmentBytes ?? 4 * 1024 * 1024;
@@ -80,19 +86,50 @@ export class AuditSpool {
     return spool;
   }
 
-  /** Numbers the record, writes it, and keeps it for shipping. Throws if the write fails. */
+  /** Numbers the record and keeps it for writing and shipping; `afterWrite` or `flush` writes it. */
   append(draft: Omit<AuditRecord, 'seq' | 'incarnation'>): AuditRecord {
     const record = numbered(draft, this.nextSeq, this.options.incarnation);
     const line = `${JSON.stringify(record)}\n`;
     const bytes = Buffer.byteLength(line);
     const active = this.activeSegment(bytes);
-    writeSync(active.fd, line);
+    this.unwritten.push(line);
     this.nextSeq++;
     active.segment.lastSeq = record.seq;
     active.segment.bytes += bytes;
     this.pending.push({ line, incarnation: record.incarnation, seq: record.seq, bytes });
     this.unackedBytes += bytes;
     return record;
+  }
+
+  /**
+   * Calls `done` once every record appended so far is written: at the end of this turn of the
+   * event loop, together with whatever else was appended in it. `done` gets the write's error, if
+   * it failed (the records are still shipped from memory).
+   */
+  afterWrite(done: (error: Error | null) => void): void {
+    this.waiting.push(done);
+    if (this.writeScheduled) return;
+    this.writeScheduled = true;
+    setImmediate(() => {
+      this.writeScheduled = false;
+      let failure: Error | null = null;
+      try {
+        this.flush();
+      } catch (error) {
+        failure = error instanceof Error ? error : new Error(String(error));
+      }
+      const waiting = this.waiting;
+      this.waiting = [];
+      for (const callback of waiting) callback(failure);
+    });
+  }
+
+  /** Writes every appended line now, in one write. Throws if the write fails (those lines are not retried). */
+  flush(): void {
+    if (this.unwritten.length === 0 || this.active === null) return;
+    const text = this.unwritten.length === 1 ? this.unwritten[0]! : this.unwritten.join('');
+    this.unwritten = [];
+    writeSync(this.active.fd, text);
   }
 
   /** True when forwarding must stop: the spool holds as much unacknowledged audit as it may. */
@@ -143,6 +180,7 @@ export class AuditSpool {
   }
 
   close(): void {
+    this.flush();
     if (this.active !== null) closeSync(this.active.fd);
     this.active = null;
   }
@@ -150,6 +188,8 @@ export class AuditSpool {
   private activeSegment(nextBytes: number): { fd: number; segment: Segment } {
     if (this.active !== null && this.active.segment.bytes + nextBytes <= this.segmentBytes) return this.active;
     if (this.active !== null) {
+      // What was appended belongs in the segment being closed.
+      this.flush();
       closeSync(this.active.fd);
       const closed = this.active.segment;
       this.active = null;

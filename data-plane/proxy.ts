@@ -154,21 +154,20 @@ export function createProxyHandler(options: ProxyOptions): (request: IncomingMes
     }
     draft.status = reply.status;
     draft.latencyMs = Math.round(monotonicNow() - started);
-    try {
-      // Spooled before the caller hears anything: an answered call always has its record.
-      spool.append(draft);
-      options.onSpooled?.();
-    } catch (error) {
+    spool.append(draft);
+    options.onSpooled?.();
+    // Written before the caller hears anything: an answered call always has its record.
+    spool.afterWrite((error) => {
       // The answer still goes out (for a forwarded call the money has moved); the gap shows in the log.
-      logger.error({ err: error instanceof Error ? error.message : String(error), key_id: draft.keyId }, 'could not write the audit spool');
-    }
-    if (response.headersSent) {
-      response.destroy();
-    } else {
-      response.writeHead(reply.status, reply.headers);
-      response.end(reply.body);
-    }
-    publishCall({ vendor: adapter.vendor, decision: draft.decision === 'allowed' ? 'allowed' : 'denied', code: draft.reason === '' ? null : (draft.reason as ProxyErrorCode), status: reply.status, durationMs: monotonicNow() - started });
+      if (error !== null) logger.error({ err: error.message, key_id: draft.keyId }, 'could not write the audit spool');
+      if (response.headersSent) {
+        response.destroy();
+      } else {
+        response.writeHead(reply.status, reply.headers);
+        response.end(reply.body);
+      }
+      publishCall({ vendor: adapter.vendor, decision: draft.decision === 'allowed' ? 'allowed' : 'denied', code: draft.reason === '' ? null : (draft.reason as ProxyErrorCode), status: reply.status, durationMs: monotonicNow() - started });
+    });
   };
 }
 

@@ -1,4 +1,4 @@
-import { appendFileSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -30,6 +30,7 @@ describe('AuditSpool', () => {
     const dir = tempDir();
     const first = AuditSpool.open({ dir, incarnation: 'aaaa', maxBytes: 1 << 20 });
     for (let i = 1; i <= 5; i++) expect(first.append(draft(i)).seq).toBe(i);
+    first.flush();
     first.ack('aaaa', 2);
     // kill -9: no close; a half-written line at the end is what a crash mid-write leaves.
     const [segment] = readdirSync(dir);
@@ -77,6 +78,28 @@ describe('AuditShipper', () => {
     sent.length = 0;
     shipper.onReconnect();
     expect(sent.map(seqsOf)).toEqual([[5, 6], [7]]);
+  });
+});
+
+describe('group commit', () => {
+  it('writes the lines appended in one turn of the event loop together, before the answers go out', async () => {
+    const dir = tempDir();
+    const spool = AuditSpool.open({ dir, incarnation: 'ffff', maxBytes: 1 << 20 });
+    const onDisk = () => readdirSync(dir).map((name) => readFileSync(join(dir, name), 'utf8')).join('').split('\n').filter((l) => l !== '').length;
+    const seenAtAnswer: number[] = [];
+    for (let i = 1; i <= 3; i++) {
+      spool.append(draft(i));
+      spool.afterWrite((error) => {
+        expect(error).toBeNull();
+        seenAtAnswer.push(onDisk());
+      });
+    }
+    expect(onDisk()).toBe(0);
+    await new Promise((r) => setImmediate(r));
+    expect(seenAtAnswer).toEqual([3, 3, 3]);
+    spool.append(draft(4));
+    spool.close();
+    expect(onDisk()).toBe(4);
   });
 });
 
