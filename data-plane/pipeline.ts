@@ -118,7 +118,11 @@ export function downstreamHeaders(headers: Record<string, string | string[] | un
   return out;
 }
 
-function connectionNamed(value: string | string[] | undefined): Set<string> {
+const NONE: ReadonlySet<string> = new Set();
+
+function connectionNamed(value: string | string[] | undefined): ReadonlySet<string> {
+  // Most requests name nothing but keep-alive (or send no Connection header at all).
+  if (value === undefined || value === 'keep-alive' || value === 'close') return NONE;
   const text = Array.isArray(value) ? value.join(',') : (value ?? '');
   return new Set(text.split(',').map((s) => s.trim().toLowerCase()).filter((s) => s !== ''));
 }
