@@ -120,7 +120,14 @@ export class AuditSpool {
       }
       const waiting = this.waiting;
       this.waiting = [];
-      for (const callback of waiting) callback(failure);
+      // Callbacks must not throw; if one does, the others in this batch still get their turn.
+      for (const callback of waiting) {
+        try {
+          callback(failure);
+        } catch (error) {
+          process.emitWarning(`an audit afterWrite callback threw: ${error instanceof Error ? error.message : String(error)}`);
+        }
+      }
     });
   }
 

@@ -160,11 +160,17 @@ export function createProxyHandler(options: ProxyOptions): (request: IncomingMes
     spool.afterWrite((error) => {
       // The answer still goes out (for a forwarded call the money has moved); the gap shows in the log.
       if (error !== null) logger.error({ err: error.message, key_id: draft.keyId }, 'could not write the audit spool');
-      if (response.headersSent) {
+      try {
+        if (response.headersSent) {
+          response.destroy();
+        } else {
+          response.writeHead(reply.status, reply.headers);
+          response.end(reply.body);
+        }
+      } catch (failure) {
+        // A header node refuses to send (an upstream's invalid characters): no half answer.
+        logger.error({ err: failure instanceof Error ? failure.message : String(failure), key_id: draft.keyId }, 'could not send the answer');
         response.destroy();
-      } else {
-        response.writeHead(reply.status, reply.headers);
-        response.end(reply.body);
       }
       publishCall({ vendor: adapter.vendor, decision: draft.decision === 'allowed' ? 'allowed' : 'denied', code: draft.reason === '' ? null : (draft.reason as ProxyErrorCode), status: reply.status, durationMs: monotonicNow() - started });
     });
