@@ -78,7 +78,8 @@ export function createProxyHandler(options: ProxyOptions): (request: IncomingMes
       const target = canonicaliseTarget(request.url ?? '');
       adapter = VENDOR_ADAPTERS[target.prefixVendor ?? 'stripe'];
       draft.vendor = adapter.vendor;
-      draft.path = `/${target.segments.join('/')}`;
+      const requestedPath = `/${target.segments.join('/')}`;
+      draft.path = requestedPath;
       requireFreshPolicy(cache, monotonicNow(), options.leaseTtlMs);
       const key = await authenticateOrWait(cache, adapter, request);
       draft.keyId = key.policy.id;
@@ -86,8 +87,9 @@ export function createProxyHandler(options: ProxyOptions): (request: IncomingMes
       const credential = requireCredential(cache, adapter.vendor);
       const method = request.method ?? 'GET';
       const segments = adapter.forwardedSegments(target.segments, credential);
-      draft.path = `/${segments.join('/')}`;
-      authorise(key, method, segments, `/${target.segments.join('/')}`);
+      const forwardedPath = segments === target.segments ? requestedPath : `/${segments.join('/')}`;
+      draft.path = forwardedPath;
+      authorise(key, method, segments, requestedPath);
       checkGuardedHeaders(adapter, request.headers);
       if (spool.isFull()) throw new ProxyError('audit_unavailable', 'the audit spool is full (no control plane has taken records for a while); nothing was forwarded');
       const body = await readBody(request, options.maxBodyBytes);
@@ -111,7 +113,7 @@ export function createProxyHandler(options: ProxyOptions): (request: IncomingMes
       try {
         upstream = await upstreams.send(adapter.vendor, {
           method,
-          path: `/${segments.join('/')}${target.query === '' && !request.url?.endsWith('?') ? '' : `?${target.query}`}`,
+          path: target.query === '' && !request.url?.endsWith('?') ? forwardedPath : `${forwardedPath}?${target.query}`,
           headers: upstreamHeaders(request.rawHeaders, request.headers, adapter, credential, body === null && BODYLESS_METHODS.has(method) ? null : (body?.length ?? 0)),
           body,
         });
@@ -135,11 +137,13 @@ export function createProxyHandler(options: ProxyOptions): (request: IncomingMes
       }
       const spent = reservation === null ? 0 : settlement.micros;
       if (reservation !== null) options.gate.settle(reservation, spent);
-      Object.assign(draft, {
-        decision: 'allowed', status: upstream.status, usdMicros: spent, replayed: settlement.replayed,
-        vendorObjectId: settlement.objectId ?? '', stripeChargeId: settlement.stripeChargeId ?? '',
-        vendorRequestId: headerText(upstream.headers['request-id'] ?? upstream.headers['twilio-request-id']),
-      });
+      draft.decision = 'allowed';
+      draft.status = upstream.status;
+      draft.usdMicros = spent;
+      draft.replayed = settlement.replayed;
+      draft.vendorObjectId = settlement.objectId ?? '';
+      draft.stripeChargeId = settlement.stripeChargeId ?? '';
+      draft.vendorRequestId = headerText(upstream.headers['request-id'] ?? upstream.headers['twilio-request-id']);
       if (settlement.amount !== null) draft.amount = settlement.amount;
       if (settlement.currency !== null) draft.currency = settlement.currency;
       const payload = scrubBuffer(upstream.body, forms);
