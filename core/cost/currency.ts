@@ -83,7 +83,10 @@ export function minorToMicros(scaledAmount: bigint, currency: string, tables: Pr
   const rate = Object.hasOwn(tables.exchangeRates, currency) ? tables.exchangeRates[currency] : undefined;
   if (rate === undefined) throw notPriced(currency);
   const denominator = 10n ** BigInt(currencyExponent(currency) + extraScale);
-  return toSafeNumber(ceilDiv(scaledAmount * BigInt(rate.microsPerMajorUnit), denominator), `the amount ${describeScaled(scaledAmount, extraScale)} ${currency.toUpperCase()} in micro-USD`);
+  const micros = ceilDiv(scaledAmount * BigInt(rate.microsPerMajorUnit), denominator);
+  // The message is only built for a refusal: this runs on every priced call.
+  if (micros < 0n || micros > MAX_SAFE) return toSafeNumber(micros, `the amount ${describeScaled(scaledAmount, extraScale)} ${currency.toUpperCase()} in micro-USD`);
+  return Number(micros);
 }
 
 function describeScaled(scaledAmount: bigint, extraScale: number): string {
