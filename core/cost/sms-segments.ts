@@ -4,8 +4,8 @@
  * split (the rest is the concatenation header); the extension characters take two septets
  * (escape + char) and are never split across segments. One character outside GSM-7 makes the
  * whole message UCS-2: 70 UTF-16 code units in one segment, 67 once split, never splitting a
- * surrogate pair. Same rules as the test simulators' counter, kept here because core/ must not
- * import test code.
+ * surrogate pair. The test simulators count the same rules another way (encoding to septets or
+ * UTF-16 bytes and cutting the stream), and a property test holds the two to the same answers.
  */
 
 // The GSM 03.38 default alphabet (the escape character 0x1B itself is left out: it is not text).
