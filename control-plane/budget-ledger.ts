@@ -5,6 +5,7 @@
 import { Etcd3, type Namespace } from 'etcd3';
 
 import { OperatorError } from '../core/operator-error.js';
+import { guard } from './etcd-guard.js';
 import { checkInvariant, type BudgetAccount } from './budget-account.js';
 
 export interface StoredAccount {
@@ -111,14 +112,6 @@ function parsePath(key: string): { keyId: string; window: string } {
   return { keyId, window };
 }
 
-async function guard<T>(operation: Promise<T>): Promise<T> {
-  try {
-    return await operation;
-  } catch (error) {
-    if (error instanceof OperatorError) throw error;
-    throw new OperatorError('unavailable', `etcd: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
-  }
-}
 
 /** An in-memory ledger with the same compare-and-swap semantics, for unit tests and the simulation. */
 export class MemoryBudgetLedger implements BudgetLedger {

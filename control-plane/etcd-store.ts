@@ -1,6 +1,7 @@
 import { Etcd3, type Namespace } from 'etcd3';
 
 import { OperatorError } from '../core/operator-error.js';
+import { guard } from './etcd-guard.js';
 import type { KeyRecord } from './key-record.js';
 import type { CredentialRecord, KeyStore, PolicyChange, PolicyState, TokenRecord } from './store.js';
 
@@ -200,12 +201,3 @@ function parseJson<T>(text: string | null): T | null {
   return text === null ? null : (JSON.parse(text) as T);
 }
 
-/** etcd being unreachable is the caller's 503, not a 500 with a stack trace. */
-async function guard<T>(operation: Promise<T>): Promise<T> {
-  try {
-    return await operation;
-  } catch (error) {
-    if (error instanceof OperatorError) throw error;
-    throw new OperatorError('unavailable', `etcd: ${error instanceof Error ? error.message : String(error)}`, { cause: error });
-  }
-}
