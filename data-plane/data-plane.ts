@@ -20,6 +20,7 @@ import { AuditShipper } from './audit-shipper.js';
 import { AuditSpool } from './audit-spool.js';
 import { SpendGate } from './spend-gate.js';
 import { PricedIntents } from './priced-intents.js';
+import { ReplayableCalls } from './replayable-calls.js';
 
 export interface RunningDataPlane {
   readonly port: number;
@@ -76,7 +77,7 @@ export async function startDataPlane(config: DataPlaneConfig, logger: Logger): P
   }, 200);
   const metrics = createDataPlaneMetrics(cache, pricedIntents);
   const proxy = createProxyHandler({
-    cache, upstreams, logger, gate, spool, onSpooled: () => auditShipper.recordSpooled(), pricedIntents,
+    cache, upstreams, logger, gate, spool, onSpooled: () => auditShipper.recordSpooled(), pricedIntents, replayableCalls: new ReplayableCalls(),
     priceTables: config.priceTables, leaseTtlMs: config.leaseTtlMs, maxBodyBytes: config.maxBodyBytes,
   });
 

@@ -27,6 +27,8 @@ import { ProxyError, type ProxyErrorCode } from './proxy-error.js';
 import type { AuditRecord } from '../gen/keybrake/v1/dataplane.js';
 import type { AuditSpool } from './audit-spool.js';
 import { createsIntent, intentSettledBefore, type PricedIntents } from './priced-intents.js';
+import type { ReplayableCalls } from './replayable-calls.js';
+import type { Reservation } from './lease-book.js';
 import { formatMicrosAsUsd as formatUsd } from '../core/money.js';
 import { scrubBuffer, scrubText } from './scrub.js';
 import type { Upstreams } from './upstream.js';
@@ -42,6 +44,7 @@ export interface ProxyOptions {
   readonly maxBodyBytes: number;
   readonly spool: AuditSpool;
   readonly pricedIntents: PricedIntents;
+  readonly replayableCalls: ReplayableCalls;
   /** Called after each record is spooled (the shipper sends it on). */
   readonly onSpooled?: () => void;
   readonly monotonicNow?: () => number;
@@ -107,7 +110,18 @@ export function createProxyHandler(options: ProxyOptions): (request: IncomingMes
         draft.amount = estimate.amount ?? -1;
         draft.currency = estimate.currency ?? '';
       }
-      const reservation = await reserve(options.gate, key, estimate, wallNow());
+      let reservation: Reservation | null = null;
+      // A repeat of a Stripe call that succeeded here under the same Idempotency-Key goes through
+      // even when the cap is full: Stripe answers it from its idempotency store (replayable-calls.ts).
+      let expectReplay = false;
+      try {
+        reservation = await reserve(options.gate, key, estimate, wallNow());
+      } catch (error) {
+        const repeat = adapter.vendor === 'stripe' && draft.idempotencyKey !== '' && error instanceof ProxyError && error.code === 'spend_cap_exceeded'
+          && options.replayableCalls.has(key.policy.id, credential, method, forwardedPath, draft.idempotencyKey, wallNow());
+        if (!repeat) throw error;
+        expectReplay = true;
+      }
 
       let upstream;
       try {
@@ -135,7 +149,13 @@ export function createProxyHandler(options: ProxyOptions): (request: IncomingMes
       if (estimate.kind === 'priced' && upstream.status < 300 && settlement.objectId !== null && createsIntent(method, segments) && !settlement.replayed) {
         options.pricedIntents.remember(key.policy.id, settlement.objectId);
       }
-      const spent = reservation === null ? 0 : settlement.micros;
+      if (estimate.kind === 'priced' && adapter.vendor === 'stripe' && draft.idempotencyKey !== '' && upstream.status >= 200 && upstream.status <= 299 && !settlement.replayed) {
+        options.replayableCalls.remember(key.policy.id, credential, method, forwardedPath, draft.idempotencyKey, wallNow());
+      }
+      if (expectReplay && !settlement.replayed && settlement.micros > 0) {
+        logger.error({ key_id: key.policy.id, idempotency_key: draft.idempotencyKey, usd_micros: settlement.micros }, 'Stripe did not replay a repeated call forwarded past a full cap: its money is in the audit record but not on the cap');
+      }
+      const spent = reservation === null ? (expectReplay ? settlement.micros : 0) : settlement.micros;
       if (reservation !== null) options.gate.settle(reservation, spent);
       draft.decision = 'allowed';
       draft.status = upstream.status;

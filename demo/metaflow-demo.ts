@@ -67,7 +67,7 @@ async function main(): Promise<void> {
     console.log(`\nstart: issued ${String(key['id'])} for metaflow/${runId}: $${String(key['daily_usd_cap'])} daily cap, POST /v1/payment_intents only, expires in 4h`);
 
     // charge_customers: 200 @foreach branches, 25 at a time, each with its stable idempotency key.
-    const outcomes: { status: number; code: string | null }[] = [];
+    const outcomes: { branch: number; status: number; code: string | null }[] = [];
     let next = 0;
     await Promise.all(
       Array.from({ length: 25 }, async () => {
@@ -83,15 +83,16 @@ async function main(): Promise<void> {
             body: `amount=${AMOUNT_CENTS}&currency=usd&customer=${customers[i]!}`,
           });
           await response.arrayBuffer();
-          outcomes.push({ status: response.status, code: response.headers.get('keybrake-error') });
+          outcomes.push({ branch: i, status: response.status, code: response.headers.get('keybrake-error') });
         }
       }),
     );
-    // One branch retries (Metaflow @retry) with its stable idempotency key.
+    // A branch that was charged retries (Metaflow @retry) with its stable idempotency key.
+    const retried = outcomes.find((o) => o.status === 200)?.branch ?? 0;
     const retry = await fetch(`http://127.0.0.1:${proxy}/stripe/v1/payment_intents`, {
       method: 'POST',
-      headers: { authorization: `Bearer ${String(key['vault_key'])}`, 'content-type': 'application/x-www-form-urlencoded', 'idempotency-key': `${customers[0]!}-${AMOUNT_CENTS}` },
-      body: `amount=${AMOUNT_CENTS}&currency=usd&customer=${customers[0]!}`,
+      headers: { authorization: `Bearer ${String(key['vault_key'])}`, 'content-type': 'application/x-www-form-urlencoded', 'idempotency-key': `${customers[retried]!}-${AMOUNT_CENTS}` },
+      body: `amount=${AMOUNT_CENTS}&currency=usd&customer=${customers[retried]!}`,
     });
     await retry.arrayBuffer();
     // A bug that asks for a refund is refused at the allowlist.
@@ -105,10 +106,10 @@ async function main(): Promise<void> {
     const charged = outcomes.filter((o) => o.status === 200).length;
     const capped = outcomes.filter((o) => o.code === 'spend_cap_exceeded').length;
     console.log(`charge_customers: ${BRANCHES} branches, ${charged} charged $${(AMOUNT_CENTS / 100).toFixed(2)}, ${capped} refused with 429 spend_cap_exceeded`);
-    // With the cap used up, even a retry that Stripe would replay for free is refused: the data
-    // plane cannot know before forwarding that it is a replay. Either way nothing is charged twice.
-    const retried = retry.status === 200 ? `${retry.status}, ${retry.headers.get('idempotent-replayed') === 'true' ? 'replayed by Stripe' : 'charged'}` : `${retry.status} ${retry.headers.get('keybrake-error')}`;
-    console.log(`retry of branch 0: ${retried}; a refund attempt: ${refund.status} ${refund.headers.get('keybrake-error')}`);
+    // The cap is used up, but the retry repeats a charge that succeeded under the same
+    // Idempotency-Key: it goes through, Stripe replays it, nothing is charged twice.
+    const retryOutcome = retry.status === 200 ? `${retry.status}, ${retry.headers.get('idempotent-replayed') === 'true' ? 'replayed by Stripe' : 'charged'}` : `${retry.status} ${retry.headers.get('keybrake-error')}`;
+    console.log(`retry of branch ${retried}: ${retryOutcome}; a refund attempt: ${refund.status} ${refund.headers.get('keybrake-error')}`);
     const intents = stripe.wiretap.requests().filter((r) => r.url.startsWith('/v1/payment_intents'));
     console.log(`Stripe saw ${intents.length} PaymentIntent requests, ${intents.filter((r) => r.response?.status === 200).length} answered 200`);
 

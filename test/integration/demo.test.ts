@@ -18,6 +18,8 @@ describe('npm run demo', () => {
     expect(charged).toBe(10); // 10 × $29.99 = $299.90 fits in $300; an 11th would not
     expect(stdout).toMatch(/190 refused with 429 spend_cap_exceeded/);
     expect(stdout).toMatch(/a refund attempt: 403 endpoint_not_allowed/);
+    // The cap is full, but the retry repeats a charge that succeeded: Stripe replays it.
+    expect(stdout).toMatch(/retry of branch \d+: 200, replayed by Stripe/);
     expect(stdout).toMatch(/\$299\.90 moved/);
     expect(stdout).toMatch(/key: spent \$299\.90 of \$300\.00/);
   }, 200_000);

@@ -277,3 +277,46 @@ describe('PaymentIntents priced once', () => {
     expect((await post(other!, '/v1/payment_intents', 'amount=1&currency=usd')).status).toBe(429);
   });
 });
+
+describe('a retry once the cap is used up', () => {
+  it('gets its original charge back from Stripe; a new charge, or a retry of a refused one, is still 429', async () => {
+    const [dp] = await dataPlanes(1);
+    const spec: KeySpec = {
+      vendor: 'stripe', label: 'caps/retry', allowedEndpoints: ['POST /v1/charges'],
+      dailyCapMicros: 0, budgetMicros: 22_000_000, expiresInSeconds: 3600, perCallEstimateMicros: 0,
+    };
+    const { issued } = await cp.client.issueKey({ spec });
+    const charge = (idempotencyKey: string, cents = 2000) =>
+      fetch(`${dp!.url}/v1/charges`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${issued!.vaultKey}`, 'content-type': 'application/x-www-form-urlencoded', 'idempotency-key': idempotencyKey },
+        body: `amount=${cents}&currency=usd&source=tok_visa`,
+      });
+    // The second seed's cap: amount x 1.1. The first charge leaves $2.00 of room.
+    const first = await charge('order-1');
+    expect(first.status).toBe(200);
+    const original = (await first.json()) as { id: string };
+
+    const retry = await charge('order-1');
+    expect(retry.status).toBe(200);
+    expect(retry.headers.get('idempotent-replayed')).toBe('true');
+    expect(((await retry.json()) as { id: string }).id).toBe(original.id);
+
+    const another = await charge('order-2');
+    expect(another.status).toBe(429);
+    expect(another.headers.get('keybrake-error')).toBe('spend_cap_exceeded');
+
+    // A charge Stripe refused (4xx) is not stored as an idempotent result to lean on.
+    sim.failNext({ status: 402 });
+    expect((await charge('order-3', 100)).status).toBe(402);
+    const bigger = await charge('order-3', 2000);
+    expect(bigger.status).toBe(429);
+
+    const forwarded = sim.wiretap.requests().filter((r) => r.url === '/v1/charges' && ['order-1', 'order-2', 'order-3'].includes(String(headerValue(r, 'idempotency-key'))));
+    expect(forwarded.map((r) => headerValue(r, 'idempotency-key'))).toEqual(['order-1', 'order-1', 'order-3']);
+    // $20.00 moved once: nothing was reserved or counted for the replay.
+    await dp!.stop();
+    const key = (await cp.client.getKey({ id: issued!.key!.id })).key!;
+    expect(key.spend!.spentMicros).toBe(20_000_000);
+  });
+});

@@ -1,0 +1,30 @@
+import { describe, expect, it } from 'vitest';
+
+import { ReplayableCalls } from '../../data-plane/replayable-calls.js';
+
+const credential = { secret: 'sk_test_a', accountSid: '' };
+const HOUR = 3_600_000;
+
+describe('ReplayableCalls', () => {
+  it('knows a call by key, method, path and Idempotency-Key, for 23 hours', () => {
+    const calls = new ReplayableCalls();
+    calls.remember('vk_1', credential, 'POST', '/v1/charges', 'order-1', 0);
+    expect(calls.has('vk_1', credential, 'POST', '/v1/charges', 'order-1', 23 * HOUR - 1)).toBe(true);
+    expect(calls.has('vk_1', credential, 'POST', '/v1/charges', 'order-1', 23 * HOUR)).toBe(false);
+    expect(calls.has('vk_2', credential, 'POST', '/v1/charges', 'order-1', 1)).toBe(false);
+    expect(calls.has('vk_1', credential, 'POST', '/v1/refunds', 'order-1', 1)).toBe(false);
+    expect(calls.has('vk_1', credential, 'POST', '/v1/charges', 'order-2', 1)).toBe(false);
+  });
+
+  it('forgets it when the Stripe credential was replaced (it may be another account)', () => {
+    const calls = new ReplayableCalls();
+    calls.remember('vk_1', credential, 'POST', '/v1/charges', 'order-1', 0);
+    expect(calls.has('vk_1', { ...credential }, 'POST', '/v1/charges', 'order-1', 1)).toBe(false);
+  });
+
+  it('keeps at most its capacity, dropping the oldest', () => {
+    const calls = new ReplayableCalls(2);
+    for (const key of ['a', 'b', 'c']) calls.remember('vk_1', credential, 'POST', '/v1/charges', key, 0);
+    expect(['a', 'b', 'c'].map((key) => calls.has('vk_1', credential, 'POST', '/v1/charges', key, 1))).toEqual([false, true, true]);
+  });
+});
