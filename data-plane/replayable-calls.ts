@@ -14,31 +14,34 @@ import type { VendorCredential } from './vendors/index.js';
 const REMEMBERED_FOR_MS = 23 * 3_600_000;
 const DEFAULT_CAPACITY = 100_000;
 
-interface Remembered {
-  readonly atMs: number;
-  /** The credential object the call went out with: a replaced secret may be another account. */
-  readonly credential: VendorCredential;
-}
-
 export class ReplayableCalls {
-  private readonly entries = new Map<string, Remembered>();
+  /** Entry id → when the call succeeded. One number per entry: this is written on every priced call. */
+  private readonly entries = new Map<string, number>();
+  /** A replaced secret may be another Stripe account: each credential object gets its own number. */
+  private readonly credentialIds = new WeakMap<VendorCredential, number>();
+  private nextCredentialId = 1;
 
   constructor(private readonly capacity = DEFAULT_CAPACITY) {}
 
   remember(keyId: string, credential: VendorCredential, method: string, path: string, idempotencyKey: string, nowMs: number): void {
-    const id = entryId(keyId, method, path, idempotencyKey);
+    const id = this.entryId(keyId, credential, method, path, idempotencyKey);
     this.entries.delete(id);
-    this.entries.set(id, { atMs: nowMs, credential });
+    this.entries.set(id, nowMs);
     // Oldest first: a Map iterates in insertion order.
-    while (this.entries.size > this.capacity) this.entries.delete(this.entries.keys().next().value!);
+    if (this.entries.size > this.capacity) this.entries.delete(this.entries.keys().next().value!);
   }
 
   has(keyId: string, credential: VendorCredential, method: string, path: string, idempotencyKey: string, nowMs: number): boolean {
-    const entry = this.entries.get(entryId(keyId, method, path, idempotencyKey));
-    return entry !== undefined && entry.credential === credential && nowMs - entry.atMs < REMEMBERED_FOR_MS;
+    const atMs = this.entries.get(this.entryId(keyId, credential, method, path, idempotencyKey));
+    return atMs !== undefined && nowMs - atMs < REMEMBERED_FOR_MS;
   }
-}
 
-function entryId(keyId: string, method: string, path: string, idempotencyKey: string): string {
-  return `${keyId}\n${method} ${path}\n${idempotencyKey}`;
+  private entryId(keyId: string, credential: VendorCredential, method: string, path: string, idempotencyKey: string): string {
+    let credentialId = this.credentialIds.get(credential);
+    if (credentialId === undefined) {
+      credentialId = this.nextCredentialId++;
+      this.credentialIds.set(credential, credentialId);
+    }
+    return `${credentialId}\n${keyId}\n${method} ${path}\n${idempotencyKey}`;
+  }
 }
