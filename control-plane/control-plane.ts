@@ -59,6 +59,8 @@ export async function startControlPlane(config: ControlPlaneConfig, logger: Logg
     // that account to give back what they do not use.
     const reclaimsSeen = new Map<string, number>();
     stopReclaimWatch = await ledger.watch(({ keyId, window, account }) => {
+      // Every replica's writes: the sweep learns which accounts hold leases without reading them all.
+      leases.observe({ keyId, window, account });
       const id = `${keyId}/${window}`;
       if (account.reclaimSeq <= (reclaimsSeen.get(id) ?? 0)) return;
       reclaimsSeen.set(id, account.reclaimSeq);

@@ -17,6 +17,15 @@ export interface LeaseServiceOptions {
   readonly expiryMarginMs: number;
   readonly logger: Logger;
   readonly now?: () => number;
+  /** How often the sweep reads the whole ledger instead of only the accounts it knows hold leases. */
+  readonly fullSweepIntervalMs?: number;
+}
+
+/** Where the sweep must look: an account's earliest lease deadline, as last seen. */
+interface LeasedAccount {
+  readonly keyId: string;
+  readonly window: string;
+  readonly earliestExpiryMs: number;
 }
 
 const DAY_MS = 86_400_000;
@@ -37,9 +46,28 @@ export function windowCap(policy: KeyPolicy, window: string, nowMs: number): Win
 export class LeaseService {
   private readonly now: () => number;
   private readonly queues = new Map<string, Promise<unknown>>();
+  /**
+   * Accounts holding leases, from every account this replica wrote or saw written (the ledger
+   * watch calls `observe`), so that a sweep reads only the accounts with a lease past its
+   * deadline rather than the whole ledger; a full read every `fullSweepIntervalMs` catches
+   * anything a watch gap hid.
+   */
+  private readonly leased = new Map<string, LeasedAccount>();
+  private lastFullSweepMs = Number.NEGATIVE_INFINITY;
+  private readonly fullSweepIntervalMs: number;
 
   constructor(private readonly options: LeaseServiceOptions) {
     this.now = options.now ?? Date.now;
+    this.fullSweepIntervalMs = options.fullSweepIntervalMs ?? 600_000;
+  }
+
+  /** An account as written (by any replica): remembered if it holds leases, forgotten if not. */
+  observe(stored: StoredAccount): void {
+    const id = `${stored.keyId}/${stored.window}`;
+    let earliestExpiryMs = Number.POSITIVE_INFINITY;
+    for (const lease of Object.values(stored.account.leases)) earliestExpiryMs = Math.min(earliestExpiryMs, lease.expiresAtMs);
+    if (earliestExpiryMs === Number.POSITIVE_INFINITY) this.leased.delete(id);
+    else this.leased.set(id, { keyId: stored.keyId, window: stored.window, earliestExpiryMs });
   }
 
   async handleLeaseRequest(holder: string, request: LeaseRequest): Promise<LeaseGrant> {
@@ -63,6 +91,7 @@ export class LeaseService {
         return outcome.account;
       }),
     );
+    this.observe({ keyId: request.keyId, window: request.window, account });
     const lease = account.leases[request.leaseId];
     return answer({ grantedTotalMicros: lease?.grantedMicros ?? 0, short, windowEndsAtUnixMs: window.endsAtMs });
   }
@@ -71,8 +100,8 @@ export class LeaseService {
     await this.serially(report.keyId, report.window, async () => {
       const current = await this.options.ledger.read(report.keyId, report.window);
       if (current === null) return;
-      await this.options.ledger.update(report.keyId, report.window, () => current, (account) =>
-        reportUsage(account, {
+      const account = await this.options.ledger.update(report.keyId, report.window, () => current, (latest) =>
+        reportUsage(latest, {
           leaseId: report.leaseId,
           seq: report.seq,
           reportedMicros: report.reportedMicros,
@@ -80,22 +109,34 @@ export class LeaseService {
           close: report.close,
         }),
       );
+      this.observe({ keyId: report.keyId, window: report.window, account });
     });
   }
 
   /** Expires the leases of holders that went silent; any replica may run it, CAS keeps it safe. */
   async sweep(): Promise<number> {
     const nowMs = this.now();
+    if (nowMs - this.lastFullSweepMs >= this.fullSweepIntervalMs) {
+      this.leased.clear();
+      for (const stored of await this.options.ledger.listAll()) this.observe(stored);
+      this.lastFullSweepMs = nowMs;
+    }
     let expired = 0;
-    for (const stored of await this.options.ledger.listAll()) {
-      if (expireLeases(stored.account, nowMs, this.options.expiryMarginMs) === stored.account) continue;
-      await this.serially(stored.keyId, stored.window, () =>
-        this.options.ledger.update(stored.keyId, stored.window, () => stored.account, (account) => {
-          const next = expireLeases(account, nowMs, this.options.expiryMarginMs);
-          if (next !== account) expired++;
+    const due = [...this.leased.values()].filter((leased) => nowMs > leased.earliestExpiryMs + this.options.expiryMarginMs);
+    for (const { keyId, window } of due) {
+      await this.serially(keyId, window, async () => {
+        const current = await this.options.ledger.read(keyId, window);
+        if (current === null) {
+          this.leased.delete(`${keyId}/${window}`);
+          return;
+        }
+        const account = await this.options.ledger.update(keyId, window, () => current, (latest) => {
+          const next = expireLeases(latest, nowMs, this.options.expiryMarginMs);
+          if (next !== latest) expired++;
           return next;
-        }),
-      );
+        });
+        this.observe({ keyId, window, account });
+      });
     }
     if (expired > 0) this.options.logger.warn({ accounts: expired }, 'expired the leases of silent data planes; their unreported grants are at risk');
     return expired;
