@@ -178,11 +178,17 @@ export function createProxyHandler(options: ProxyOptions): (request: IncomingMes
     }
     draft.status = reply.status;
     draft.latencyMs = Math.round(monotonicNow() - started);
-    spool.append(draft);
-    options.onSpooled?.();
+    let appendError: Error | null = null;
+    try {
+      spool.append(draft);
+      options.onSpooled?.();
+    } catch (error) {
+      appendError = error instanceof Error ? error : new Error(String(error));
+    }
     // Written before the caller hears anything: an answered call always has its record.
-    spool.afterWrite((error) => {
+    spool.afterWrite((writeError) => {
       // The answer still goes out (for a forwarded call the money has moved); the gap shows in the log.
+      const error = appendError ?? writeError;
       if (error !== null) logger.error({ err: error.message, key_id: draft.keyId }, 'could not write the audit spool');
       try {
         if (response.headersSent) {
