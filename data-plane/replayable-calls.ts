@@ -12,7 +12,8 @@ import type { VendorCredential } from './vendors/index.js';
 
 /** Well inside Stripe's "at least 24 hours". */
 const REMEMBERED_FOR_MS = 23 * 3_600_000;
-const DEFAULT_CAPACITY = 100_000;
+/** The latest calls only: a retry comes seconds or minutes later, and a large map of old entries costs GC pauses. */
+const DEFAULT_CAPACITY = 20_000;
 
 export class ReplayableCalls {
   /** Entry id → when the call succeeded. One number per entry: this is written on every priced call. */
