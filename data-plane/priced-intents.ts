@@ -8,24 +8,32 @@
 const DEFAULT_CAPACITY = 100_000;
 
 export class PricedIntents {
-  private readonly entries = new Map<string, true>();
+  /** Two generations: when the current one is full, the oldest is dropped whole (see ReplayableCalls). */
+  private current = new Set<string>();
+  private previous = new Set<string>();
 
+  /** Keeps at least the last `capacity / 2` intents and never more than `capacity`. */
   constructor(private readonly capacity = DEFAULT_CAPACITY) {}
 
   remember(keyId: string, intentId: string): void {
     const id = `${keyId}/${intentId}`;
-    this.entries.delete(id);
-    this.entries.set(id, true);
-    // Oldest first: a Map iterates in insertion order.
-    while (this.entries.size > this.capacity) this.entries.delete(this.entries.keys().next().value!);
+    if (this.current.has(id)) return;
+    if (this.current.size >= Math.max(1, Math.floor(this.capacity / 2))) {
+      this.previous = this.current;
+      this.current = new Set();
+    }
+    this.current.add(id);
   }
 
   get size(): number {
-    return this.entries.size;
+    let size = this.current.size;
+    for (const id of this.previous) if (!this.current.has(id)) size++;
+    return size;
   }
 
   has(keyId: string, intentId: string): boolean {
-    return this.entries.has(`${keyId}/${intentId}`);
+    const id = `${keyId}/${intentId}`;
+    return this.current.has(id) || this.previous.has(id);
   }
 }
 

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 
+import { PricedIntents } from '../../data-plane/priced-intents.js';
 import { ReplayableCalls } from '../../data-plane/replayable-calls.js';
 
 const credential = { secret: 'sk_test_a', accountSid: '' };
@@ -26,5 +27,17 @@ describe('ReplayableCalls', () => {
     const calls = new ReplayableCalls(2);
     for (const key of ['a', 'b', 'c']) calls.remember('vk_1', credential, 'POST', '/v1/charges', key, 0);
     expect(['a', 'b', 'c'].map((key) => calls.has('vk_1', credential, 'POST', '/v1/charges', key, 1))).toEqual([false, true, true]);
+  });
+});
+
+describe('PricedIntents', () => {
+  it('keeps the latest intents per key, counts each once, and drops the oldest generation whole', () => {
+    const intents = new PricedIntents(4);
+    for (const id of ['pi_1', 'pi_2', 'pi_2', 'pi_3']) intents.remember('vk_1', id);
+    expect(intents.size).toBe(3);
+    expect(intents.has('vk_1', 'pi_1')).toBe(true);
+    expect(intents.has('vk_2', 'pi_1')).toBe(false);
+    for (const id of ['pi_4', 'pi_5']) intents.remember('vk_1', id);
+    expect(['pi_1', 'pi_2', 'pi_3', 'pi_4', 'pi_5'].map((id) => intents.has('vk_1', id))).toEqual([false, false, true, true, true]);
   });
 });
