@@ -110,18 +110,9 @@ export function createProxyHandler(options: ProxyOptions): (request: IncomingMes
         draft.amount = estimate.amount ?? -1;
         draft.currency = estimate.currency ?? '';
       }
-      let reservation: Reservation | null = null;
-      // A repeat of a Stripe call that succeeded here under the same Idempotency-Key goes through
-      // even when the cap is full: Stripe answers it from its idempotency store (replayable-calls.ts).
-      let expectReplay = false;
-      try {
-        reservation = await reserve(options.gate, key, estimate, wallNow());
-      } catch (error) {
-        const repeat = adapter.vendor === 'stripe' && draft.idempotencyKey !== '' && error instanceof ProxyError && error.code === 'spend_cap_exceeded'
-          && options.replayableCalls.has(key.policy.id, credential, method, forwardedPath, draft.idempotencyKey, wallNow());
-        if (!repeat) throw error;
-        expectReplay = true;
-      }
+      const { reservation, expectReplay } = await reserveUnlessReplay(options, key, estimate, wallNow(), {
+        vendor: adapter.vendor, credential, method, path: forwardedPath, idempotencyKey: draft.idempotencyKey,
+      });
 
       let upstream;
       try {
@@ -251,6 +242,28 @@ async function reserve(gate: SpendGate, key: CachedKey, estimate: CostEstimate, 
     }
   }
   return gate.reserve(windows.map((w) => ({ keyId: key.policy.id, window: w.window })), estimate.micros);
+}
+
+/**
+ * The reserve stage, with one exception to a full cap: a repeat of a Stripe call that succeeded
+ * here under the same Idempotency-Key goes out without a reservation, because Stripe answers it
+ * from its idempotency store (replayable-calls.ts). `expectReplay` says so to the settle stage.
+ */
+async function reserveUnlessReplay(
+  options: ProxyOptions,
+  key: CachedKey,
+  estimate: CostEstimate,
+  wallNowMs: number,
+  call: { readonly vendor: VendorAdapter['vendor']; readonly credential: VendorCredential; readonly method: string; readonly path: string; readonly idempotencyKey: string },
+): Promise<{ reservation: Reservation | null; expectReplay: boolean }> {
+  try {
+    return { reservation: await reserve(options.gate, key, estimate, wallNowMs), expectReplay: false };
+  } catch (error) {
+    const repeat = call.vendor === 'stripe' && call.idempotencyKey !== '' && error instanceof ProxyError && error.code === 'spend_cap_exceeded'
+      && options.replayableCalls.has(key.policy.id, call.credential, call.method, call.path, call.idempotencyKey, wallNowMs);
+    if (!repeat) throw error;
+    return { reservation: null, expectReplay: true };
+  }
 }
 
 export function denialReply(adapter: VendorAdapter, error: ProxyError): Reply {
