@@ -366,6 +366,34 @@ describe.skipIf(!HAS_CHROMIUM)(
       expect(page.url()).toContain('status=revoked');
     });
 
+    it('creates a token, shows its secret once, lists it without the secret, and revokes it after confirmation', async () => {
+      await page.getByRole('link', { name: 'Tokens' }).click();
+      await page.getByRole('heading', { name: 'Operator tokens', level: 1 }).waitFor();
+      await page.getByLabel('Role').selectOption('auditor');
+      await page.getByLabel('Name').fill('browser auditor');
+      await page.getByRole('button', { name: 'Create token' }).click();
+      const secretField = page.getByLabel('Token', { exact: true });
+      await secretField.waitFor();
+      const secret = await secretField.inputValue();
+      expect(secret).toMatch(/^kbo_/);
+      expect((await cp.http('GET', '/vault/keys?limit=1', { token: secret })).status).toBe(200);
+      const id = ((await cp.http('GET', '/tokens')).body.tokens as { id: string; name: string }[]).find((t) => t.name === 'browser auditor')!.id;
+      const row = page.locator(`tr[data-token-id="${id}"]`);
+      await row.waitFor();
+      expect(await row.textContent()).toContain('auditor');
+      expect(await page.locator('table.tokens').textContent()).not.toContain(secret);
+      if (process.env['KEYBRAKE_TOKENS_SCREENSHOT'] !== undefined) await page.screenshot({ path: process.env['KEYBRAKE_TOKENS_SCREENSHOT'], fullPage: true });
+      await page.getByRole('button', { name: 'Done: hide the token' }).click();
+      expect(await page.content()).not.toContain(secret);
+
+      await row.getByRole('button', { name: `Revoke token ${id}` }).click();
+      const dialog = page.getByRole('dialog', { name: 'Revoke this token?' });
+      await dialog.getByRole('button', { name: 'Revoke token' }).click();
+      await row.waitFor({ state: 'detached' });
+      await page.getByRole('status').filter({ hasText: `Revoked ${id}` }).waitFor();
+      expect((await cp.http('GET', '/vault/keys?limit=1', { token: secret })).status).toBe(401);
+    });
+
     it('signs out, and ran without script errors or CSP violations', async () => {
       await page.getByRole('button', { name: 'Sign out' }).click();
       await page.getByRole('heading', { name: 'Sign in' }).waitFor();

@@ -1,5 +1,5 @@
 // The dashboard's entry: a hash router (#/keys, #/keys/<id>, #/runs/<label>, #/issue,
-// #/denials, #/signin), the signed-in chrome, and one AbortSignal per view so that leaving a
+// #/denials, #/tokens, #/signin), the signed-in chrome, and one AbortSignal per view so that leaving a
 // view stops its polling and requests and drops what it held.
 import { clearToken, getToken, setUnauthenticatedHandler } from './api.js';
 import { h } from './dom.js';
@@ -8,6 +8,7 @@ import { issueView } from './views/issue.js';
 import { keyView, runView } from './views/key.js';
 import { keysView } from './views/keys.js';
 import { signinView } from './views/signin.js';
+import { tokensView } from './views/tokens.js';
 
 const main = /** @type {HTMLElement} */ (document.getElementById('main'));
 const nav = /** @type {HTMLElement} */ (document.getElementById('nav'));
@@ -71,6 +72,7 @@ function route(moveFocus) {
   else if ((m = /^\/runs\/(.+)$/.exec(path))) runView({ main, label: decode(m[1] ?? ''), signal });
   else if (path === '/issue') issueView({ main, signal });
   else if (path === '/denials') denialsView({ main, signal });
+  else if (path === '/tokens') tokensView({ main, signal });
   else {
     document.title = 'Not found — Keybrake';
     main.replaceChildren(h('h1', { tabindex: '-1' }, 'Not found'), h('p', null, 'No such page. ', h('a', { href: '#/keys' }, 'Go to the keys.')));
