@@ -19,7 +19,7 @@ const CHANNEL = 'keybrake_priced_intents';
 const MAX_PAYLOAD_BYTES = 7000;
 const RECONNECT_DELAY_MS = 1000;
 
-/** The intents a batch of audit records shows were created and priced through a data plane. */
+/** The intents a batch of audit records shows were created and priced through a data plane (`forKeys` asks the same of PostgreSQL). */
 export function pricedIntentsIn(records: readonly AuditRecord[]): PricedIntent[] {
   return records
     .filter((r) => r.vendor === 'stripe' && r.method === 'POST' && r.path === '/v1/payment_intents' && r.decision === 'allowed'
@@ -122,7 +122,7 @@ export class PricedIntentBroadcast {
     return () => this.listeners.delete(listener);
   }
 
-  /** The intents priced at creation for these keys, from the audit trail. */
+  /** The intents priced at creation for these keys, from the audit trail: `pricedIntentsIn`'s test, in SQL. */
   async forKeys(keyIds: readonly string[]): Promise<PricedIntent[]> {
     if (keyIds.length === 0) return [];
     const result = await this.pool.query<{ key_id: string; vendor_object_id: string }>(

@@ -59,21 +59,19 @@ export function createDataPlaneMetrics(cache: PolicyCache, pricedIntents: Priced
   const onCall = (message: unknown) => {
     const event = message as ProxiedCallEvent;
     const code = event.code ?? '';
-    const callKey = `${event.vendor} ${event.decision} ${code} ${event.status}`;
-    let counter = callCounters.get(callKey);
-    if (counter === undefined) {
-      counter = calls.labels({ vendor: event.vendor, decision: event.decision, code, status: String(event.status) });
-      callCounters.set(callKey, counter);
-    }
-    counter.inc();
-    const durationKey = `${event.vendor} ${event.decision}`;
-    let histogram = durationHistograms.get(durationKey);
-    if (histogram === undefined) {
-      histogram = duration.labels({ vendor: event.vendor, decision: event.decision });
-      durationHistograms.set(durationKey, histogram);
-    }
-    histogram.observe(event.durationMs / 1000);
+    childFor(callCounters, `${event.vendor} ${event.decision} ${code} ${event.status}`, () =>
+      calls.labels({ vendor: event.vendor, decision: event.decision, code, status: String(event.status) })).inc();
+    childFor(durationHistograms, `${event.vendor} ${event.decision}`, () => duration.labels({ vendor: event.vendor, decision: event.decision })).observe(event.durationMs / 1000);
   };
   proxiedCallChannel.subscribe(onCall);
   return { registry, close: () => proxiedCallChannel.unsubscribe(onCall) };
+}
+
+function childFor<T>(children: Map<string, T>, key: string, make: () => T): T {
+  let child = children.get(key);
+  if (child === undefined) {
+    child = make();
+    children.set(key, child);
+  }
+  return child;
 }

@@ -8,6 +8,7 @@ import { createHmac } from 'node:crypto';
 import { parseEndpointPattern, type EndpointPattern } from '../core/endpoint-pattern.js';
 import { isVendor, type Vendor } from '../core/vendors.js';
 import type { KeyPolicy, PolicySnapshot, VendorSecret } from '../gen/keybrake/v1/dataplane.js';
+import { GenerationalMap } from './generational-map.js';
 import type { VendorCredential } from './vendors/index.js';
 
 export interface CachedKey {
@@ -16,8 +17,8 @@ export interface CachedKey {
   readonly allowlist: readonly EndpointPattern[];
 }
 
-/** Past this many remembered hashes the memory starts over (a cheap bound; keys are short-lived). */
-const MAX_RECENT_HASHES = 10_000;
+/** Vault keys whose hash is remembered: the busy ones (keys are short-lived). */
+const RECENT_HASHES = 10_000;
 
 export class PolicyCache {
   private keysByHash = new Map<string, CachedKey>();
@@ -29,7 +30,7 @@ export class PolicyCache {
    * call. Only keys that matched a policy are remembered (so unknown keys cannot flood it), and
    * only their hash: a revocation removes the policy, and the next lookup misses.
    */
-  private recentHashes = new Map<string, string>();
+  private readonly recentHashes = new GenerationalMap<string>(RECENT_HASHES);
   private lastHeardMs: number | null = null;
   private keyWaiters: (() => void)[] = [];
   revision = 0;
@@ -116,10 +117,7 @@ export class PolicyCache {
     if (remembered !== undefined) return this.keysByHash.get(remembered) ?? null;
     const hash = createHmac('sha256', this.pepper).update(vaultKey, 'utf8').digest('hex');
     const key = this.keysByHash.get(hash) ?? null;
-    if (key !== null) {
-      if (this.recentHashes.size >= MAX_RECENT_HASHES) this.recentHashes.clear();
-      this.recentHashes.set(vaultKey, hash);
-    }
+    if (key !== null) this.recentHashes.set(vaultKey, hash);
     return key;
   }
 

@@ -5,35 +5,28 @@
  * was created, so it costs nothing more. One not (yet) known here is priced on its own: never
  * cheaper than it should be.
  */
+import { GenerationalMap } from './generational-map.js';
+
 const DEFAULT_CAPACITY = 100_000;
 
 export class PricedIntents {
-  /** Two generations: when the current one is full, the oldest is dropped whole (see ReplayableCalls). */
-  private current = new Set<string>();
-  private previous = new Set<string>();
+  private readonly intents: GenerationalMap<true>;
 
   /** Keeps at least the last `capacity / 2` intents and never more than `capacity`. */
-  constructor(private readonly capacity = DEFAULT_CAPACITY) {}
+  constructor(capacity = DEFAULT_CAPACITY) {
+    this.intents = new GenerationalMap(capacity);
+  }
 
   remember(keyId: string, intentId: string): void {
-    const id = `${keyId}/${intentId}`;
-    if (this.current.has(id)) return;
-    if (this.current.size >= Math.max(1, Math.floor(this.capacity / 2))) {
-      this.previous = this.current;
-      this.current = new Set();
-    }
-    this.current.add(id);
+    this.intents.set(`${keyId}/${intentId}`, true);
   }
 
   get size(): number {
-    let size = this.current.size;
-    for (const id of this.previous) if (!this.current.has(id)) size++;
-    return size;
+    return this.intents.size;
   }
 
   has(keyId: string, intentId: string): boolean {
-    const id = `${keyId}/${intentId}`;
-    return this.current.has(id) || this.previous.has(id);
+    return this.intents.has(`${keyId}/${intentId}`);
   }
 }
 

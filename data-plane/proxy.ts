@@ -137,16 +137,16 @@ export function createProxyHandler(options: ProxyOptions): (request: IncomingMes
         throw error;
       }
       const settlement = settleCost(priced, estimate, upstream, options.priceTables);
-      if (estimate.kind === 'priced' && upstream.status < 300 && settlement.objectId !== null && createsIntent(method, segments) && !settlement.replayed) {
-        options.pricedIntents.remember(key.policy.id, settlement.objectId);
-      }
-      if (estimate.kind === 'priced' && adapter.vendor === 'stripe' && draft.idempotencyKey !== '' && upstream.status >= 200 && upstream.status <= 299 && !settlement.replayed) {
-        options.replayableCalls.remember(key.policy.id, credential, method, forwardedPath, draft.idempotencyKey, wallNow());
+      // Money this call newly moved and counted: what a later confirm or repeat need not pay again.
+      if (estimate.kind === 'priced' && upstream.status >= 200 && upstream.status <= 299 && !settlement.replayed && adapter.vendor === 'stripe') {
+        if (settlement.objectId !== null && createsIntent(method, segments)) options.pricedIntents.remember(key.policy.id, settlement.objectId);
+        if (draft.idempotencyKey !== '') options.replayableCalls.remember(key.policy.id, credential, method, forwardedPath, draft.idempotencyKey, wallNow());
       }
       if (expectReplay && !settlement.replayed && settlement.micros > 0) {
         logger.error({ key_id: key.policy.id, idempotency_key: draft.idempotencyKey, usd_micros: settlement.micros }, 'Stripe did not replay a repeated call forwarded past a full cap: its money is in the audit record but not on the cap');
       }
-      const spent = reservation === null ? (expectReplay ? settlement.micros : 0) : settlement.micros;
+      // A free call has no reservation and spends nothing; a repeat past a full cap spends what the answer shows.
+      const spent = reservation !== null || expectReplay ? settlement.micros : 0;
       if (reservation !== null) options.gate.settle(reservation, spent);
       draft.decision = 'allowed';
       draft.status = upstream.status;

@@ -8,6 +8,7 @@
  * relies on the vendor's word rather than on a reservation; the proxy checks the answer says
  * `Idempotent-Replayed: true` and logs it as an error if not.
  */
+import { GenerationalMap } from './generational-map.js';
 import type { VendorCredential } from './vendors/index.js';
 
 /** Well inside Stripe's "at least 24 hours". */
@@ -16,31 +17,23 @@ const REMEMBERED_FOR_MS = 23 * 3_600_000;
 const DEFAULT_CAPACITY = 40_000;
 
 export class ReplayableCalls {
-  /**
-   * Entry id → when the call succeeded, in two generations: when the current one is full it
-   * becomes the previous one and the oldest generation is dropped whole. No per-insert eviction
-   * (iterating a Map from its front after many deletions slows every insert down).
-   */
-  private current = new Map<string, number>();
-  private previous = new Map<string, number>();
+  /** Entry id → when the call succeeded. One number per entry: this is written on every priced call. */
+  private readonly calls: GenerationalMap<number>;
   /** A replaced secret may be another Stripe account: each credential object gets its own number. */
   private readonly credentialIds = new WeakMap<VendorCredential, number>();
   private nextCredentialId = 1;
 
   /** Keeps at least the last `capacity / 2` calls and never more than `capacity`. */
-  constructor(private readonly capacity = DEFAULT_CAPACITY) {}
+  constructor(capacity = DEFAULT_CAPACITY) {
+    this.calls = new GenerationalMap(capacity);
+  }
 
   remember(keyId: string, credential: VendorCredential, method: string, path: string, idempotencyKey: string, nowMs: number): void {
-    if (this.current.size >= Math.max(1, Math.floor(this.capacity / 2))) {
-      this.previous = this.current;
-      this.current = new Map();
-    }
-    this.current.set(this.entryId(keyId, credential, method, path, idempotencyKey), nowMs);
+    this.calls.set(this.entryId(keyId, credential, method, path, idempotencyKey), nowMs);
   }
 
   has(keyId: string, credential: VendorCredential, method: string, path: string, idempotencyKey: string, nowMs: number): boolean {
-    const id = this.entryId(keyId, credential, method, path, idempotencyKey);
-    const atMs = this.current.get(id) ?? this.previous.get(id);
+    const atMs = this.calls.get(this.entryId(keyId, credential, method, path, idempotencyKey));
     return atMs !== undefined && nowMs - atMs < REMEMBERED_FOR_MS;
   }
 

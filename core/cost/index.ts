@@ -27,9 +27,7 @@ export { countSegments, type SegmentCount, type SmsEncoding } from './sms-segmen
 
 /** Never throws for anything a caller sends: a call it cannot bound comes back `refused`. */
 export function estimateCost(request: PricedRequest, key: KeyPricing, tables: PriceTables): CostEstimate {
-  // Only POSTs move money; a 'post' spelt otherwise must not pass for a free read.
-  const method = request.method.toUpperCase();
-  const normalised: PricedRequest = method === request.method ? request : { ...request, method };
+  const normalised = withUpperCaseMethod(request);
   return refusalsAsEstimates(() => {
     switch (normalised.vendor) {
       case 'stripe':
@@ -50,10 +48,16 @@ export function estimateCost(request: PricedRequest, key: KeyPricing, tables: Pr
 export function settleCost(request: PricedRequest, estimate: CostEstimate, response: VendorResponse, tables: PriceTables): Settlement {
   switch (request.vendor) {
     case 'stripe':
-      return settleStripe(request.method === request.method.toUpperCase() ? request : { ...request, method: request.method.toUpperCase() }, estimate, response, tables);
+      return settleStripe(withUpperCaseMethod(request), estimate, response, tables);
     case 'twilio':
       return settleTwilio(request, estimate, response);
     case 'resend':
       return settleResend(request, estimate, response);
   }
+}
+
+/** Only POSTs move money; a 'post' spelt otherwise must not pass for a free read. Copies only when it must. */
+function withUpperCaseMethod(request: PricedRequest): PricedRequest {
+  const method = request.method.toUpperCase();
+  return method === request.method ? request : { ...request, method };
 }

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 
+import { GenerationalMap } from '../../data-plane/generational-map.js';
 import { PricedIntents } from '../../data-plane/priced-intents.js';
 import { ReplayableCalls } from '../../data-plane/replayable-calls.js';
 
@@ -39,5 +40,20 @@ describe('PricedIntents', () => {
     expect(intents.has('vk_2', 'pi_1')).toBe(false);
     for (const id of ['pi_4', 'pi_5']) intents.remember('vk_1', id);
     expect(['pi_1', 'pi_2', 'pi_3', 'pi_4', 'pi_5'].map((id) => intents.has('vk_1', id))).toEqual([false, false, true, true, true]);
+  });
+});
+
+describe('GenerationalMap', () => {
+  it('keeps the newest half of its capacity at least, never more than its capacity', () => {
+    const map = new GenerationalMap<number>(4);
+    for (let i = 1; i <= 7; i++) map.set(`k${i}`, i);
+    // Generations of 2: {k5, k6} then {k7}; k1-k4 are gone.
+    expect([1, 2, 3, 4, 5, 6, 7].map((i) => map.get(`k${i}`))).toEqual([undefined, undefined, undefined, undefined, 5, 6, 7]);
+    expect(map.size).toBe(3);
+    map.set('k5', 50); // a newer value for an older entry
+    expect(map.get('k5')).toBe(50);
+    expect(map.size).toBe(3);
+    map.clear();
+    expect(map.has('k7')).toBe(false);
   });
 });

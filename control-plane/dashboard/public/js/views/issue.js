@@ -1,10 +1,11 @@
-// Issue a key: a form mirroring POST /vault/keys. The vault key in the answer is shown once,
-// in this view only; it is dropped on "Done", on navigation and when the page is hidden.
+// Issue a key: a form mirroring POST /vault/keys. The vault key in the answer is shown once
+// (secret-once.js).
 import { ApiError, api } from '../api.js';
 import { field, h, select } from '../dom.js';
 import { usd } from '../format.js';
 import { keyHref } from '../keys-table.js';
-import { announce, messageBox } from '../status.js';
+import { secretSlot } from '../secret-once.js';
+import { messageBox } from '../status.js';
 
 const ENDPOINT_EXAMPLES = {
   stripe: 'POST /v1/payment_intents\nPOST /v1/payment_intents/*/capture',
@@ -55,22 +56,12 @@ export function issueView({ main, signal }) {
   const form = /** @type {HTMLFormElement} */ (
     h('form', { class: 'card issue', novalidate: true, 'aria-labelledby': 'issue-title' }, formMessage.el, Object.values(fields).map((f) => f.wrapper), h('div', { class: 'actions' }, submit))
   );
-  const secretSlot = h('div', { class: 'secret-slot' });
-  main.replaceChildren(h('h1', { id: 'issue-title', tabindex: '-1' }, 'Issue a key'), secretSlot, form);
-
-  /** The one place a vault key is held: cleared by hideSecret(). */
-  let clearSecret = () => {};
-  function hideSecret() {
-    clearSecret();
-    clearSecret = () => {};
-  }
-  // Leaving the view, or the page (bfcache, tab discard), forgets the key.
-  signal.addEventListener('abort', hideSecret, { once: true });
-  window.addEventListener('pagehide', hideSecret, { signal });
+  const secret = secretSlot(signal);
+  main.replaceChildren(h('h1', { id: 'issue-title', tabindex: '-1' }, 'Issue a key'), secret.el, form);
 
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
-    hideSecret();
+    secret.hide();
     for (const f of Object.values(fields)) f.setError(null);
     formMessage.show(null);
     const body = requestBody();
@@ -127,46 +118,18 @@ export function issueView({ main, signal }) {
    * @param {import('../keys-table.js').Key} key
    */
   function showSecret(vaultKey, key) {
-    const input = /** @type {HTMLInputElement} */ (h('input', { type: 'text', readonly: true, id: 'vault-key', class: 'mono secret-value', autocomplete: 'off', spellcheck: 'false', value: vaultKey }));
-    const copyStatus = h('p', { class: 'copy-status', role: 'status' });
-    const copy = h('button', { type: 'button' }, 'Copy');
-    const done = h('button', { type: 'button', class: 'secondary' }, 'Done: hide the key');
-    const panel = h(
-      'section',
-      { class: 'card secret', 'aria-labelledby': 'secret-title' },
-      h('h2', { id: 'secret-title', tabindex: '-1' }, 'Vault key issued'),
-      h('p', null, h('strong', null, 'Copy it now: it is shown only this once.'), ' Keybrake stores only a keyed hash of it.'),
-      h('div', { class: 'secret-row' }, h('label', { for: 'vault-key', class: 'visually-hidden' }, 'Vault key'), input, copy),
-      copyStatus,
-      h(
-        'p',
-        null,
+    secret.show({
+      id: 'vault-key',
+      title: 'Vault key issued',
+      label: 'Vault key',
+      noun: 'key',
+      secret: vaultKey,
+      details: [
         'Key ',
         h('a', { href: keyHref(key.id), class: 'mono' }, key.id),
         `: ${key.vendor}${key.label ? `, label ${key.label}` : ''}, cap ${usd(key.cap_micros)}, expires ${key.expires_at ? new Date(key.expires_at).toLocaleString() : '—'}.`,
-      ),
-      done,
-    );
-    copy.addEventListener('click', async () => {
-      try {
-        await navigator.clipboard.writeText(input.value);
-        copyStatus.textContent = 'Copied to the clipboard.';
-      } catch {
-        input.focus();
-        input.select();
-        copyStatus.textContent = 'Copying is not allowed here: the key is selected, press Ctrl+C (⌘C).';
-      }
+      ],
+      onDone: () => /** @type {HTMLElement | null} */ (form.querySelector('select, input'))?.focus(),
     });
-    done.addEventListener('click', () => {
-      hideSecret();
-      /** @type {HTMLElement | null} */ (form.querySelector('select, input'))?.focus();
-    });
-    clearSecret = () => {
-      input.value = '';
-      panel.remove();
-    };
-    secretSlot.replaceChildren(panel);
-    announce('Vault key issued. Copy it now: it is shown only once.');
-    /** @type {HTMLElement} */ (panel.querySelector('#secret-title')).focus();
   }
 }

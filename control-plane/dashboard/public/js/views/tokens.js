@@ -4,6 +4,7 @@ import { ApiError, api } from '../api.js';
 import { confirmDialog } from '../dialog.js';
 import { field, h, scrollable, select } from '../dom.js';
 import { dateTimeText } from '../format.js';
+import { secretSlot } from '../secret-once.js';
 import { announce, messageBox } from '../status.js';
 
 /** @typedef {{id: string, name: string, role: string, created_at: string | null}} OperatorToken */
@@ -19,7 +20,7 @@ export function tokensView({ main, signal }) {
   const form = /** @type {HTMLFormElement} */ (
     h('form', { class: 'card issue', novalidate: true, 'aria-labelledby': 'create-token-title' }, formMessage.el, role.wrapper, name.wrapper, h('div', { class: 'actions' }, submit))
   );
-  const secretSlot = h('div', { class: 'secret-slot' });
+  const secret = secretSlot(signal);
   const tbody = h('tbody');
   const empty = h('p', { class: 'empty', hidden: true }, 'No tokens yet: only the bootstrap token (KEYBRAKE_ADMIN_TOKEN), which is configuration and not listed.');
   const heads = ['ID', 'Role', 'Name', 'Created', ''];
@@ -27,22 +28,13 @@ export function tokensView({ main, signal }) {
   main.replaceChildren(
     h('h1', { tabindex: '-1' }, 'Operator tokens'),
     message.el,
-    secretSlot,
+    secret.el,
     h('h2', { id: 'create-token-title' }, 'Create a token'),
     form,
     h('h2', null, 'Tokens'),
     scrollable('Operator tokens', table),
     empty,
   );
-
-  /** The one place a token secret is held: cleared by hideSecret(). */
-  let clearSecret = () => {};
-  function hideSecret() {
-    clearSecret();
-    clearSecret = () => {};
-  }
-  signal.addEventListener('abort', hideSecret, { once: true });
-  window.addEventListener('pagehide', hideSecret, { signal });
 
   async function load() {
     try {
@@ -86,7 +78,7 @@ export function tokensView({ main, signal }) {
 
   form.addEventListener('submit', async (event) => {
     event.preventDefault();
-    hideSecret();
+    secret.hide();
     formMessage.show(null);
     name.setError(null);
     const data = new FormData(form);
@@ -94,7 +86,15 @@ export function tokensView({ main, signal }) {
     submit.disabled = true;
     try {
       const created = await api('POST', '/tokens', { body, signal });
-      showSecret(String(created.token), created);
+      secret.show({
+        id: 'token-secret',
+        title: 'Token created',
+        label: 'Token',
+        noun: 'token',
+        secret: String(created.token),
+        details: [h('span', { class: 'mono' }, created.id), `: ${created.role}${created.name ? `, ${created.name}` : ''}.`],
+        onDone: () => /** @type {HTMLElement | null} */ (form.querySelector('select'))?.focus(),
+      });
       form.reset();
       await load();
     } catch (error) {
@@ -105,31 +105,6 @@ export function tokensView({ main, signal }) {
       submit.disabled = false;
     }
   });
-
-  /** @param {string} secret @param {OperatorToken} token */
-  function showSecret(secret, token) {
-    const input = /** @type {HTMLInputElement} */ (h('input', { type: 'text', readonly: true, id: 'token-secret', class: 'mono secret-value', autocomplete: 'off', spellcheck: 'false', value: secret }));
-    const done = h('button', { type: 'button', class: 'secondary' }, 'Done: hide the token');
-    const panel = h(
-      'section',
-      { class: 'card secret', 'aria-labelledby': 'token-secret-title' },
-      h('h2', { id: 'token-secret-title', tabindex: '-1' }, 'Token created'),
-      h('p', null, h('strong', null, 'Copy it now: it is shown only this once.'), ` ${token.id}, ${token.role}. Keybrake stores only a keyed hash of it.`),
-      h('div', { class: 'secret-row' }, h('label', { for: 'token-secret', class: 'visually-hidden' }, 'Token'), input),
-      h('div', { class: 'actions' }, done),
-    );
-    done.addEventListener('click', () => {
-      hideSecret();
-      /** @type {HTMLElement | null} */ (form.querySelector('select'))?.focus();
-    });
-    clearSecret = () => {
-      input.value = '';
-      panel.remove();
-    };
-    secretSlot.replaceChildren(panel);
-    announce('Token created. Copy it now: it is shown only once.');
-    /** @type {HTMLElement} */ (panel.querySelector('#token-secret-title')).focus();
-  }
 
   void load();
 }
