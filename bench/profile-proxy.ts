@@ -16,7 +16,7 @@ import { freePort } from '../dev/free-port.js';
 import { withCleanup } from './support/cleanup.js';
 import { cpuLayout, pinProcess } from './support/cpus.js';
 import { benchKeySpec, startKeybrakeStack } from './support/keybrake-stack.js';
-import { runSaturation } from './support/load.js';
+import { chargeShape, runSaturation } from './support/load.js';
 
 interface ProfileNode {
   readonly id: number;
@@ -109,11 +109,7 @@ async function main(): Promise<void> {
       };
     }
     await new Promise((r) => setTimeout(r, 500));
-    const shape = {
-      path: '/v1/charges',
-      headers: { Authorization: target.authorization, 'Stripe-Version': '2024-06-20', 'Content-Type': 'application/x-www-form-urlencoded' },
-      body: 'amount=2000&currency=usd&customer=cus_123&description=bench',
-    };
+    const shape = chargeShape(target.authorization);
     await runSaturation(dir, target.origin, shape, 10, 2, 'warm', layout.load);
     const result = await runSaturation(dir, target.origin, shape, 10, seconds, 'profile', layout.load);
     process.stderr.write(`${result.requestsPerSecond.toFixed(0)} req/s, p50 ${result.p50.toFixed(2)} ms, failures ${result.failures}; ${result.requests} requests in the measured run\n`);

@@ -25,7 +25,7 @@ import { withCleanup } from './support/cleanup.js';
 import { cpuLayout, pinProcess, type CpuLayout } from './support/cpus.js';
 import { processTreeSeconds, waitForQuiet, watchInterference, type Interference } from './support/interference.js';
 import { benchKeySpec, startKeybrakeStack } from './support/keybrake-stack.js';
-import { hasWrk, runGenerator, runSaturation, type RequestShape, type SaturationResult } from './support/load.js';
+import { CHARGE_FORM_BODY, chargeShape, hasWrk, runGenerator, runSaturation, type RequestShape, type SaturationResult } from './support/load.js';
 import type { LoadResult } from './support/load-generator.js';
 import { hasNginx, NGINX_BIN, startNginx } from './support/nginx.js';
 import { codeVersion } from './support/provenance.js';
@@ -47,7 +47,6 @@ const TARGET_ADDED_P50_MS = 0.3;
 /** CPU that processes outside the benchmark (and the hypervisor) may take, in % of a core, before a result is flagged. */
 const INTERFERENCE_WARNING_PERCENT = 15;
 
-const FORM_BODY = 'amount=2000&currency=usd&customer=cus_123&description=bench';
 
 interface Target {
   readonly name: string;
@@ -93,11 +92,7 @@ interface Measured {
 const progress = (text: string) => process.stderr.write(`${text}\n`);
 
 function shapeFor(target: Target): RequestShape {
-  return {
-    path: '/v1/charges',
-    headers: { Authorization: target.authorization, 'Stripe-Version': '2024-06-20', 'Content-Type': 'application/x-www-form-urlencoded' },
-    body: FORM_BODY,
-  };
+  return chargeShape(target.authorization);
 }
 
 /** One request before any load: the target must answer with the upstream's charge. */
@@ -105,7 +100,7 @@ async function checkTarget(target: Target): Promise<void> {
   const response = await request(`${target.origin}/v1/charges`, {
     method: 'POST',
     headers: { authorization: target.authorization, 'stripe-version': '2024-06-20', 'content-type': 'application/x-www-form-urlencoded', 'idempotency-key': `check-${randomBytes(6).toString('hex')}` },
-    body: FORM_BODY,
+    body: CHARGE_FORM_BODY,
     headersTimeout: 5000,
     bodyTimeout: 5000,
   });
@@ -315,7 +310,7 @@ async function main(): Promise<void> {
       `  saturation: ${wrk ? 'wrk, 1 thread' : 'Node load generator (wrk not installed)'}, ${CONNECTIONS} connections; fixed rate: open-loop Node/undici generator, ${thousands(RATE)} req/s. ` +
         `Per target ${SLICES * SLICE_SECONDS} s of each (${SLICES} slices of ${SLICE_SECONDS} s, targets taking turns) after a ${WARMUP_SECONDS} s warm-up.`,
     );
-    console.log(`  POST /v1/charges, ${FORM_BODY.length}-byte form body, unique Idempotency-Key per request; the upstream answers a ${CHARGE_BODY.length}-byte charge.`);
+    console.log(`  POST /v1/charges, ${CHARGE_FORM_BODY.length}-byte form body, unique Idempotency-Key per request; the upstream answers a ${CHARGE_BODY.length}-byte charge.`);
     console.log(`  The load generator, the upstream and the proxy (and, idle, etcd, PostgreSQL and the control plane) share the ${cpu.length} cores: ${layout.description}.`);
     console.log(
       `  Latency: ${wrk ? "wrk's per-request latency" : "the Node generator's, from handing the request to undici to the body's last byte,"} at saturation; ` +

@@ -19,6 +19,7 @@ import { startListeningHelper } from './support/children.js';
 import { watchInterference } from './support/interference.js';
 import { withCleanup } from './support/cleanup.js';
 import { benchKeySpec, startKeybrakeStack, type BenchDataPlane } from './support/keybrake-stack.js';
+import { CHARGE_FORM_BODY } from './support/load.js';
 import { codeVersion } from './support/provenance.js';
 import { markdownTable, ms, percentile, textTable } from './support/stats.js';
 
@@ -30,7 +31,6 @@ const POLL_LIMIT_MS = 2000;
 const ACCEPT_LIMIT_MS = 5000;
 const TARGET_P99_MS = 100;
 
-const FORM_BODY = 'amount=2000&currency=usd&customer=cus_123&description=bench';
 
 interface Answer {
   readonly status: number;
@@ -60,7 +60,7 @@ async function charge(pool: Pool, vaultKey: string, counter: { n: number }): Pro
       'content-type': 'application/x-www-form-urlencoded',
       'idempotency-key': `revocation-${counter.n++}`,
     },
-    body: FORM_BODY,
+    body: CHARGE_FORM_BODY,
     headersTimeout: 2000,
     bodyTimeout: 2000,
   });

@@ -23,6 +23,17 @@ export interface RequestShape {
   readonly body: string;
 }
 
+/** The benchmarks' call: a $20 Stripe charge as stripe-node would send it. */
+export const CHARGE_FORM_BODY = 'amount=2000&currency=usd&customer=cus_123&description=bench';
+
+export function chargeShape(authorization: string): RequestShape {
+  return {
+    path: '/v1/charges',
+    headers: { Authorization: authorization, 'Stripe-Version': '2024-06-20', 'Content-Type': 'application/x-www-form-urlencoded' },
+    body: CHARGE_FORM_BODY,
+  };
+}
+
 export interface SaturationResult {
   readonly tool: 'wrk' | 'node';
   readonly requests: number;
