@@ -53,25 +53,22 @@ export function createDataPlaneMetrics(cache: PolicyCache, pricedIntents: Priced
     },
   });
   // prom-client hashes a label set on every update; a few dozen combinations ever occur, so
-  // each one's child is looked up once and kept.
-  const callCounters = new Map<string, { inc(): void }>();
-  const durationHistograms = new Map<string, { observe(seconds: number): void }>();
+  // each one's counter and histogram children are looked up once and kept, under one key.
+  const children = new Map<string, { readonly calls: { inc(): void }; readonly duration: { observe(seconds: number): void } }>();
   const onCall = (message: unknown) => {
     const event = message as ProxiedCallEvent;
-    const code = event.code ?? '';
-    childFor(callCounters, `${event.vendor} ${event.decision} ${code} ${event.status}`, () =>
-      calls.labels({ vendor: event.vendor, decision: event.decision, code, status: String(event.status) })).inc();
-    childFor(durationHistograms, `${event.vendor} ${event.decision}`, () => duration.labels({ vendor: event.vendor, decision: event.decision })).observe(event.durationMs / 1000);
+    const key = `${event.vendor} ${event.decision} ${event.code ?? ''} ${event.status}`;
+    let child = children.get(key);
+    if (child === undefined) {
+      child = {
+        calls: calls.labels({ vendor: event.vendor, decision: event.decision, code: event.code ?? '', status: String(event.status) }),
+        duration: duration.labels({ vendor: event.vendor, decision: event.decision }),
+      };
+      children.set(key, child);
+    }
+    child.calls.inc();
+    child.duration.observe(event.durationMs / 1000);
   };
   proxiedCallChannel.subscribe(onCall);
   return { registry, close: () => proxiedCallChannel.unsubscribe(onCall) };
-}
-
-function childFor<T>(children: Map<string, T>, key: string, make: () => T): T {
-  let child = children.get(key);
-  if (child === undefined) {
-    child = make();
-    children.set(key, child);
-  }
-  return child;
 }

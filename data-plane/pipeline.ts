@@ -106,14 +106,20 @@ export function upstreamHeaders(rawHeaders: readonly string[], headers: Incoming
   return out;
 }
 
-/** Upstream response headers minus hop-by-hop ones; lengths are recomputed. Secrets scrubbed. */
-export function downstreamHeaders(headers: Record<string, string | string[] | undefined>, scrub: (text: string) => string): Record<string, string | string[]> {
+/**
+ * Upstream response headers minus hop-by-hop ones, secrets scrubbed, as the flat
+ * [name, value, …] list `writeHead` takes (no second object per answer). Lengths are recomputed:
+ * content-length is left out.
+ */
+export function downstreamHeaders(headers: Record<string, string | string[] | undefined>, scrub: (text: string) => string): string[] {
   const named = connectionNamed(headers['connection']);
-  const out: Record<string, string | string[]> = {};
-  for (const [name, value] of Object.entries(headers)) {
+  const out: string[] = [];
+  for (const name in headers) {
+    const value = headers[name];
     const lower = name.toLowerCase();
     if (value === undefined || HOP_BY_HOP_HEADERS.has(lower) || named.has(lower) || lower === 'content-length' || lower.startsWith('proxy-')) continue;
-    out[name] = Array.isArray(value) ? value.map(scrub) : scrub(value);
+    if (typeof value === 'string') out.push(name, scrub(value));
+    else for (const each of value) out.push(name, scrub(each));
   }
   return out;
 }

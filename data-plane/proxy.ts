@@ -58,7 +58,8 @@ type AuditDraft = Omit<AuditRecord, 'seq' | 'incarnation'>;
 
 interface Reply {
   readonly status: number;
-  readonly headers: Record<string, string | string[]>;
+  /** A header object (denials) or the flat [name, value, …] list (vendor answers). */
+  readonly headers: Record<string, string | string[]> | string[];
   readonly body: Buffer;
 }
 
@@ -84,7 +85,8 @@ export function createProxyHandler(options: ProxyOptions): (request: IncomingMes
       const requestedPath = `/${target.segments.join('/')}`;
       draft.path = requestedPath;
       requireFreshPolicy(cache, monotonicNow(), options.leaseTtlMs);
-      const key = await authenticateOrWait(cache, adapter, request);
+      const found = authenticateOrWait(cache, adapter, request);
+      const key = found instanceof Promise ? await found : found;
       draft.keyId = key.policy.id;
       draft.label = key.policy.label;
       const credential = requireCredential(cache, adapter.vendor);
@@ -110,9 +112,10 @@ export function createProxyHandler(options: ProxyOptions): (request: IncomingMes
         draft.amount = estimate.amount ?? -1;
         draft.currency = estimate.currency ?? '';
       }
-      const { reservation, expectReplay } = await reserveUnlessReplay(options, key, estimate, wallNow(), {
+      const reserved = reserveUnlessReplay(options, key, estimate, wallNow(), {
         vendor: adapter.vendor, credential, method, path: forwardedPath, idempotencyKey: draft.idempotencyKey,
       });
+      const { reservation, expectReplay } = reserved instanceof Promise ? await reserved : reserved;
 
       let upstream;
       try {
@@ -159,7 +162,7 @@ export function createProxyHandler(options: ProxyOptions): (request: IncomingMes
       if (settlement.currency !== null) draft.currency = settlement.currency;
       const payload = scrubBuffer(upstream.body, forms);
       const headers = downstreamHeaders(upstream.headers, (text) => scrubText(text, forms));
-      headers['content-length'] = String(payload.length);
+      headers.push('content-length', String(payload.length));
       reply = { status: upstream.status, headers, body: payload };
     } catch (reason) {
       const error = ProxyError.from(reason);
@@ -213,21 +216,26 @@ function headerText(value: string | string[] | undefined): string {
   return Array.isArray(value) ? (value[0] ?? '') : (value ?? '');
 }
 
-/** A key issued a moment ago may still be on its way here: wait for one push before refusing it. */
-async function authenticateOrWait(cache: PolicyCache, adapter: VendorAdapter, request: IncomingMessage): Promise<CachedKey> {
+/**
+ * A key issued a moment ago may still be on its way here: wait for one push before refusing it.
+ * Synchronous for a known key (no promise on the common path).
+ */
+function authenticateOrWait(cache: PolicyCache, adapter: VendorAdapter, request: IncomingMessage): CachedKey | Promise<CachedKey> {
   try {
     return authenticate(cache, adapter, request.headers, Date.now());
   } catch (error) {
     if (!(error instanceof ProxyError) || error.rawMessage !== UNKNOWN_KEY_MESSAGE) throw error;
-    await cache.nextKeyUpdate(NEW_KEY_GRACE_MS);
-    return authenticate(cache, adapter, request.headers, Date.now());
+    return cache.nextKeyUpdate(NEW_KEY_GRACE_MS).then(() => authenticate(cache, adapter, request.headers, Date.now()));
   }
 }
 
 const NEW_KEY_GRACE_MS = 250;
 
-/** The reserve stage: free calls pass; a priced call must fit in every window of its key. */
-async function reserve(gate: SpendGate, key: CachedKey, estimate: CostEstimate, wallNowMs: number) {
+/**
+ * The reserve stage: free calls pass; a priced call must fit in every window of its key.
+ * Synchronous when the lease already has room; a promise only when the control plane is asked.
+ */
+function reserve(gate: SpendGate, key: CachedKey, estimate: CostEstimate, wallNowMs: number): Reservation | null | Promise<Reservation> {
   if (estimate.kind === 'free') return null;
   if (estimate.kind === 'refused') {
     if (estimate.code === 'amount_unknown') {
@@ -241,7 +249,21 @@ async function reserve(gate: SpendGate, key: CachedKey, estimate: CostEstimate, 
       throw new ProxyError('amount_exceeds_key_limit', `this call can move $${formatUsd(estimate.micros)} (${estimate.detail}), more than the key's whole ${window.window === 'life' ? 'budget' : 'daily cap'} of $${formatUsd(window.capMicros)}`);
     }
   }
-  return gate.reserve(windows.map((w) => ({ keyId: key.policy.id, window: w.window })), estimate.micros);
+  const refs = windows.map((w) => ({ keyId: key.policy.id, window: w.window }));
+  return gate.reserveFromLease(refs, estimate.micros) ?? gate.reserve(refs, estimate.micros);
+}
+
+interface ReplayCall {
+  readonly vendor: VendorAdapter['vendor'];
+  readonly credential: VendorCredential;
+  readonly method: string;
+  readonly path: string;
+  readonly idempotencyKey: string;
+}
+
+interface Reserved {
+  readonly reservation: Reservation | null;
+  readonly expectReplay: boolean;
 }
 
 /**
@@ -249,21 +271,27 @@ async function reserve(gate: SpendGate, key: CachedKey, estimate: CostEstimate, 
  * here under the same Idempotency-Key goes out without a reservation, because Stripe answers it
  * from its idempotency store (replayable-calls.ts). `expectReplay` says so to the settle stage.
  */
-async function reserveUnlessReplay(
-  options: ProxyOptions,
-  key: CachedKey,
-  estimate: CostEstimate,
-  wallNowMs: number,
-  call: { readonly vendor: VendorAdapter['vendor']; readonly credential: VendorCredential; readonly method: string; readonly path: string; readonly idempotencyKey: string },
-): Promise<{ reservation: Reservation | null; expectReplay: boolean }> {
+function reserveUnlessReplay(options: ProxyOptions, key: CachedKey, estimate: CostEstimate, wallNowMs: number, call: ReplayCall): Reserved | Promise<Reserved> {
+  let waiting: Promise<Reservation>;
   try {
-    return { reservation: await reserve(options.gate, key, estimate, wallNowMs), expectReplay: false };
+    const reservation = reserve(options.gate, key, estimate, wallNowMs);
+    if (!(reservation instanceof Promise)) return { reservation, expectReplay: false };
+    waiting = reservation;
   } catch (error) {
-    const repeat = call.vendor === 'stripe' && call.idempotencyKey !== '' && error instanceof ProxyError && error.code === 'spend_cap_exceeded'
-      && options.replayableCalls.has(key.policy.id, call.credential, call.method, call.path, call.idempotencyKey, wallNowMs);
-    if (!repeat) throw error;
-    return { reservation: null, expectReplay: true };
+    return replayPastFullCap(error, options, key, wallNowMs, call);
   }
+  return waiting.then(
+    (reservation) => ({ reservation, expectReplay: false }),
+    (error: unknown) => replayPastFullCap(error, options, key, wallNowMs, call),
+  );
+}
+
+/** A refusal for a full cap becomes "go ahead, expect a replay" for a repeat Stripe will replay; anything else stands. */
+function replayPastFullCap(error: unknown, options: ProxyOptions, key: CachedKey, wallNowMs: number, call: ReplayCall): Reserved {
+  const repeat = call.vendor === 'stripe' && call.idempotencyKey !== '' && error instanceof ProxyError && error.code === 'spend_cap_exceeded'
+    && options.replayableCalls.has(key.policy.id, call.credential, call.method, call.path, call.idempotencyKey, wallNowMs);
+  if (!repeat) throw error;
+  return { reservation: null, expectReplay: true };
 }
 
 export function denialReply(adapter: VendorAdapter, error: ProxyError): Reply {

@@ -34,6 +34,17 @@ export class SpendGate {
     this.reclaimPauseMs = options.reclaimPauseMs ?? 150;
   }
 
+  /**
+   * The common case, without a promise: the lease already holds room for the call. Null when it
+   * does not (then `reserve` asks the control plane and waits, or refuses).
+   */
+  reserveFromLease(refs: readonly AccountRef[], micros: number): Reservation | null {
+    const attempt = this.options.book.reserve(refs, micros, this.now());
+    if (!('reservation' in attempt)) return null;
+    if (attempt.outgoing.length > 0) this.options.send(attempt.outgoing);
+    return attempt.reservation;
+  }
+
   async reserve(refs: readonly AccountRef[], micros: number): Promise<Reservation> {
     // Keep trying until an answer says the cap is short (429) or the control plane is silent
     // for too long (503). A call is never refused for the cap unless the ledger said so.

@@ -2,7 +2,7 @@
  * One undici pool per vendor upstream. The upstream is fixed by configuration, never by
  * anything in a request; redirects are returned to the caller, never followed.
  */
-import { Pool, errors as undiciErrors } from 'undici';
+import { Pool, errors as undiciErrors, util as undiciUtil, type Dispatcher } from 'undici';
 
 import type { Vendor } from '../core/vendors.js';
 import { ProxyError } from './proxy-error.js';
@@ -41,30 +41,72 @@ export class Upstreams {
     }
   }
 
-  async send(vendor: Vendor, request: UpstreamRequest): Promise<UpstreamResponse> {
+  /**
+   * One call upstream, its whole answer buffered (pricing, settlement and the secret scrubber
+   * need all of it). A plain dispatch handler rather than `pool.request`: no body stream and no
+   * extra promise per call, a measurable share of the data plane's CPU per request.
+   */
+  send(vendor: Vendor, request: UpstreamRequest): Promise<UpstreamResponse> {
     const upstream = this.pools.get(vendor)!;
-    try {
-      const response = await upstream.pool.request({
-        method: request.method as 'GET',
-        path: `${upstream.basePath}${request.path}`,
-        headers: request.headers,
-        body: request.body,
-        headersTimeout: this.timeoutMs,
-        bodyTimeout: this.timeoutMs,
-      });
-      const body = Buffer.from(await response.body.arrayBuffer());
-      return { status: response.statusCode, headers: response.headers, body };
-    } catch (error) {
-      if (error instanceof undiciErrors.HeadersTimeoutError || error instanceof undiciErrors.BodyTimeoutError) {
-        throw new ProxyError('upstream_timeout', `${vendor} did not answer within ${this.timeoutMs} ms; the call may or may not have been made`, { cause: error });
-      }
-      const notSent = error instanceof undiciErrors.ConnectTimeoutError || NOT_SENT_CODES.has((error as NodeJS.ErrnoException).code ?? '');
-      throw new ProxyError('upstream_unreachable', `${vendor} could not be reached (${describe(error)})`, { cause: error, notSent });
+    return new Promise((resolve, reject) => {
+      upstream.pool.dispatch(
+        { method: request.method as 'GET', path: `${upstream.basePath}${request.path}`, headers: request.headers, body: request.body, headersTimeout: this.timeoutMs, bodyTimeout: this.timeoutMs },
+        new BufferedAnswer(resolve, (error) => reject(this.describeFailure(vendor, error))),
+      );
+    });
+  }
+
+  private describeFailure(vendor: Vendor, error: Error): ProxyError {
+    if (error instanceof undiciErrors.HeadersTimeoutError || error instanceof undiciErrors.BodyTimeoutError) {
+      return new ProxyError('upstream_timeout', `${vendor} did not answer within ${this.timeoutMs} ms; the call may or may not have been made`, { cause: error });
     }
+    const notSent = error instanceof undiciErrors.ConnectTimeoutError || NOT_SENT_CODES.has((error as NodeJS.ErrnoException).code ?? '');
+    return new ProxyError('upstream_unreachable', `${vendor} could not be reached (${describe(error)})`, { cause: error, notSent });
   }
 
   async close(): Promise<void> {
     await Promise.all([...this.pools.values()].map(({ pool }) => pool.close()));
+  }
+}
+
+/**
+ * Collects one answer. A class, not an object literal of closures: its methods exist once, not
+ * once per call (the TypeScript loader would also name each closure, per call).
+ */
+class BufferedAnswer implements Dispatcher.DispatchHandler {
+  private status = 0;
+  private rawHeaders: Buffer[] = [];
+  private readonly chunks: Buffer[] = [];
+  private size = 0;
+
+  constructor(
+    private readonly resolve: (response: UpstreamResponse) => void,
+    private readonly reject: (error: Error) => void,
+  ) {}
+
+  onConnect(): void {}
+
+  onHeaders(statusCode: number, rawHeaders: Buffer[]): boolean {
+    // 1xx informational answers are not the response.
+    if (statusCode < 200) return true;
+    this.status = statusCode;
+    this.rawHeaders = rawHeaders;
+    return true;
+  }
+
+  onData(chunk: Buffer): boolean {
+    this.chunks.push(chunk);
+    this.size += chunk.length;
+    return true;
+  }
+
+  onComplete(): void {
+    const body = this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks, this.size);
+    this.resolve({ status: this.status, headers: undiciUtil.parseHeaders(this.rawHeaders) as Record<string, string | string[] | undefined>, body });
+  }
+
+  onError(error: Error): void {
+    this.reject(error);
   }
 }
 

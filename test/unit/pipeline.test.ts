@@ -155,7 +155,11 @@ describe('upstream headers', () => {
       { 'request-id': 'req_1', connection: 'close, x-hop', 'x-hop': '1', 'transfer-encoding': 'chunked', 'content-length': '3', 'x-echo': 'Bearer sk_live_real' },
       (text) => scrubText(text, ['sk_live_real']),
     );
-    expect(down).toEqual({ 'request-id': 'req_1', 'x-echo': 'Bearer [redacted by keybrake]' });
+    expect(down).toEqual(['request-id', 'req_1', 'x-echo', 'Bearer [redacted by keybrake]']);
+  });
+  it('keeps every value of a repeated response header, each scrubbed', () => {
+    const down = downstreamHeaders({ 'set-cookie': ['a=1', 'b=sk_live_real'] }, (text) => scrubText(text, ['sk_live_real']));
+    expect(down).toEqual(['set-cookie', 'a=1', 'set-cookie', 'b=[redacted by keybrake]']);
   });
 });
 
