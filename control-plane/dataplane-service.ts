@@ -12,7 +12,7 @@ import type { ConnectRequest, ConnectResponse, DataPlaneServiceServer } from '..
 import { constantTimeEqual } from './crypto.js';
 import type { AuditRecord } from '../gen/keybrake/v1/dataplane.js';
 import type { AuditStore } from './audit-store.js';
-import { auditBatchRecords } from './audit-batch.js';
+import { readAuditBatch, type ReadAuditBatch } from './audit-batch.js';
 import { pricedIntentsIn, type PricedIntentBroadcast } from './priced-intents.js';
 import type { LeaseService } from './lease-service.js';
 import type { ControlPlaneMetrics } from './metrics.js';
@@ -99,7 +99,7 @@ export function createDataPlaneService(options: DataPlaneServiceOptions): DataPl
         for (const [incarnation, first] of firstSeqs) if (first > (lastSeqs.get(incarnation) ?? 0) + 1 && lastSeqs.has(incarnation)) return false;
         return true;
       };
-      const ingest = async (records: readonly AuditRecord[]) => {
+      const ingest = async ({ records, jsonRows }: ReadAuditBatch) => {
         if (auditFailed) {
           if (!resumesAfterFailure(records)) return;
           auditFailed = false;
@@ -110,7 +110,7 @@ export function createDataPlaneService(options: DataPlaneServiceOptions): DataPl
           if (seqs === undefined) byIncarnation.set(record.incarnation, [record.seq]);
           else seqs.push(record.seq);
         }
-        await options.audit.insert(dataplaneId, records);
+        await options.audit.insert(dataplaneId, records, jsonRows);
         const committedAt = Date.now();
         const priced = pricedIntentsIn(records);
         if (priced.length > 0) {
@@ -134,7 +134,7 @@ export function createDataPlaneService(options: DataPlaneServiceOptions): DataPl
         if (request.auditBatch !== undefined && unsubscribe !== null) {
           const batch = request.auditBatch;
           // A batch that cannot be read fails like one PostgreSQL refused: nothing behind it is stored.
-          auditChain = auditChain.then(() => ingest(auditBatchRecords(batch))).catch((error: unknown) => {
+          auditChain = auditChain.then(() => ingest(readAuditBatch(batch))).catch((error: unknown) => {
             if (!auditFailed) logger.error({ err: error instanceof Error ? error.message : String(error), dataplane_id: dataplaneId }, 'could not store audit records; waiting for the data plane to send them again');
             auditFailed = true;
           });

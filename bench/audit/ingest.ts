@@ -147,6 +147,11 @@ export async function connectFeeder(options: {
   }
   onSnapshot = null;
 
+  // As a data plane ships them: its spool's JSON lines, serialised once before any is sent.
+  const batchesJsonl: Buffer[] = [];
+  for (let i = 0; i < records.length; i += BATCH_SIZE) {
+    batchesJsonl.push(Buffer.from(records.slice(i, i + BATCH_SIZE).map((r) => `${JSON.stringify(r)}\n`).join('')));
+  }
   const run = () =>
     new Promise<FeedResult>((resolve, reject) => {
       let nextIndex = 0;
@@ -159,11 +164,11 @@ export async function connectFeeder(options: {
       );
       const pump = () => {
         while (inFlight < BATCHES_IN_FLIGHT && nextIndex < records.length) {
-          const batch = records.slice(nextIndex, nextIndex + BATCH_SIZE);
-          nextIndex += batch.length;
+          const jsonl = batchesJsonl[nextIndex / BATCH_SIZE]!;
+          nextIndex += Math.min(BATCH_SIZE, records.length - nextIndex);
           inFlight++;
           batches++;
-          stream.write({ auditBatch: { records: batch, jsonl: Buffer.alloc(0) } });
+          stream.write({ auditBatch: { records: [], jsonl } });
         }
       };
       onFailure = (error) => {

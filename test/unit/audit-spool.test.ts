@@ -6,7 +6,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 
 import { AuditShipper } from '../../data-plane/audit-shipper.js';
 import { AuditSpool } from '../../data-plane/audit-spool.js';
-import { auditBatchRecords } from '../../control-plane/audit-batch.js';
+import { auditBatchRecords, readAuditBatch } from '../../control-plane/audit-batch.js';
 import type { AuditRecord, ConnectRequest } from '../../gen/keybrake/v1/dataplane.js';
 
 const dirs: string[] = [];
@@ -115,5 +115,46 @@ describe('auditBatchRecords', () => {
   it('turns a field of the wrong type into its zero value', () => {
     const [record] = auditBatchRecords({ records: [], jsonl: Buffer.from('{"seq":"7","incarnation":"i","status":{"x":1},"label":42}\n') });
     expect(record).toMatchObject({ seq: 7, incarnation: 'i', label: '42', status: 0 });
+  });
+});
+
+describe('readAuditBatch', () => {
+  const spooled = (label = 'ok') => {
+    const spool = AuditSpool.open({ dir: tempDir(), incarnation: 'ffff', maxBytes: 1 << 20 });
+    const written = [1, 2, 3].map((i) => spool.append({ ...draft(i), label: i === 2 ? label : `l${i}` }));
+    return { written, jsonl: Buffer.from(spool.unacked(0, 10).map((r) => r.line).join('')) };
+  };
+
+  it('hands well-formed spooled lines to PostgreSQL as one JSON array, with the records', () => {
+    const { written, jsonl } = spooled('équipe "quoted" \\ back');
+    const read = readAuditBatch({ records: [], jsonl });
+    expect(read.records).toEqual(written);
+    expect(JSON.parse(read.jsonRows!)).toEqual(written);
+  });
+
+  it.each([
+    ['a NUL in a text', (r: Record<string, unknown>) => ({ ...r, label: 'a\u0000b' })],
+    ['a lone surrogate', (r: Record<string, unknown>) => ({ ...r, vendorObjectId: 'ch_\ud800' })],
+    ['a missing field', ({ latencyMs: _dropped, ...r }: Record<string, unknown>) => r],
+    ['a number as text', (r: Record<string, unknown>) => ({ ...r, seq: '2' })],
+    ['a fraction', (r: Record<string, unknown>) => ({ ...r, amount: 1.5 })],
+    ['an integer column out of range', (r: Record<string, unknown>) => ({ ...r, status: 2 ** 31 })],
+    ['a bigint beyond safe integers', (r: Record<string, unknown>) => ({ ...r, usdMicros: 2 ** 53 })],
+    ['a boolean as text', (r: Record<string, unknown>) => ({ ...r, replayed: 'false' })],
+  ])('reads the whole batch field by field when one line has %s', (_name, spoil) => {
+    const { jsonl } = spooled();
+    const lines = jsonl.toString('utf8').trimEnd().split('\n');
+    lines[1] = JSON.stringify(spoil(JSON.parse(lines[1]!) as Record<string, unknown>));
+    const batch = { records: [], jsonl: Buffer.from(`${lines.join('\n')}\n`) };
+    const read = readAuditBatch(batch);
+    expect(read.jsonRows).toBeNull();
+    expect(read.records).toEqual(auditBatchRecords(batch));
+  });
+
+  it('fails on a line that is not JSON (nothing of the batch is stored); reads encoded records field by field', () => {
+    const { jsonl } = spooled();
+    expect(() => readAuditBatch({ records: [], jsonl: Buffer.concat([jsonl, Buffer.from('{"seq":\n')]) })).toThrow(SyntaxError);
+    const [first] = auditBatchRecords({ records: [], jsonl });
+    expect(readAuditBatch({ records: [first!], jsonl }).jsonRows).toBeNull();
   });
 });
