@@ -132,15 +132,17 @@ export async function startDataPlane(config: DataPlaneConfig, logger: Logger): P
 }
 
 function answerProbe(request: IncomingMessage, response: ServerResponse, cache: PolicyCache, leaseTtlMs: number, metrics: DataPlaneMetrics): boolean {
+  // Every proxied call passes here: a money-moving POST leaves at once.
+  if (request.method !== 'GET') return false;
   const path = (request.url ?? '').split('?')[0];
-  if (request.method === 'GET' && path === '/metrics') {
+  if (path === '/metrics') {
     metrics.registry.metrics().then(
       (text) => response.writeHead(200, { 'content-type': metrics.registry.contentType }).end(text),
       () => response.writeHead(500).end(),
     );
     return true;
   }
-  if (request.method !== 'GET' || (path !== '/healthz' && path !== '/readyz')) return false;
+  if (path !== '/healthz' && path !== '/readyz') return false;
   const ready = path === '/healthz' || cache.silenceMs(performance.now()) <= leaseTtlMs;
   const body = JSON.stringify(path === '/healthz' ? { status: 'ok' } : { status: ready ? 'ready' : 'not_ready', keys: cache.keyCount, revision: cache.revision });
   response.writeHead(ready ? 200 : 503, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }).end(body);
