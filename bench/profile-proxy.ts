@@ -3,8 +3,9 @@
  * upstream, stack and request as bench:proxy, one data plane started with --cpu-prof, wrk for
  * a few seconds, then the profile summarised by function (self time) and by source file.
  * A tool for finding the next thing to make cheaper, not a benchmark with targets.
- *   npm run bench:profile-proxy -- [seconds=8] [top=40] [bare]
- * With `bare`, the bare pass-through of bench:proxy is profiled instead, for comparison.
+ *   npm run bench:profile-proxy -- [seconds=8] [top=40] [bare | control-plane]
+ * With `bare`, the bare pass-through of bench:proxy is profiled instead, for comparison; with
+ * `control-plane`, the control plane behind the data plane (audit ingest, leases) under the same load.
  */
 import { chmod, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -32,7 +33,9 @@ interface CpuProfile {
 
 const seconds = Number(process.argv[2] ?? 8);
 const top = Number(process.argv[3] ?? 40);
-const bare = process.argv[4] === 'bare';
+const profiled = process.argv[4] ?? 'data-plane';
+if (!['data-plane', 'bare', 'control-plane'].includes(profiled)) throw new Error(`what to profile: bare or control-plane (or nothing, for the data plane), not ${profiled}`);
+const bare = profiled === 'bare';
 const RUN_TS = fileURLToPath(new URL('../bin/run-ts.js', import.meta.url));
 
 function label(node: ProfileNode): { fn: string; file: string } {
@@ -95,16 +98,18 @@ async function main(): Promise<void> {
       await helper.waitForOutput(/^listening/m, 30_000);
       target = { origin: `http://127.0.0.1:${port}`, authorization: 'Bearer sk_test_bare', stop: () => helper.stop() };
     } else {
-      const stack = await startKeybrakeStack(cleanup, dir);
+      const profileFlags = ['--cpu-prof', `--cpu-prof-dir=${profileDir}`];
+      const stack = await startKeybrakeStack(cleanup, dir, profiled === 'control-plane' ? profileFlags : []);
       const { issued } = await stack.client.issueKey({ spec: benchKeySpec('bench/profile') });
-      const dataPlane = await stack.startDataPlane('dp-profile', origin, {}, ['--cpu-prof', `--cpu-prof-dir=${profileDir}`]);
+      const dataPlane = await stack.startDataPlane('dp-profile', origin, {}, profiled === 'data-plane' ? profileFlags : []);
       pinProcess(dataPlane.pid, layout.proxy);
       target = {
         origin: dataPlane.origin,
         authorization: `Bearer ${issued!.vaultKey}`,
         stop: async () => {
-          dataPlane.process.child.kill('SIGTERM');
-          await dataPlane.process.exited();
+          const stopped = profiled === 'control-plane' ? stack.controlPlane : dataPlane.process;
+          stopped.child.kill('SIGTERM');
+          await stopped.exited();
         },
       };
     }
@@ -115,7 +120,7 @@ async function main(): Promise<void> {
     process.stderr.write(`${result.requestsPerSecond.toFixed(0)} req/s, p50 ${result.p50.toFixed(2)} ms, failures ${result.failures}; ${result.requests} requests in the measured run\n`);
     await target.stop();
     const [name] = (await readdir(profileDir)).filter((n) => n.endsWith('.cpuprofile'));
-    if (name === undefined) throw new Error('the data plane wrote no profile');
+    if (name === undefined) throw new Error(`the ${profiled} wrote no profile`);
     const text = await readFile(join(profileDir, name), 'utf8');
     if (process.env['KEEP_PROFILE'] !== undefined) await writeFile(process.env['KEEP_PROFILE'], text);
     console.log(summarise(JSON.parse(text) as CpuProfile));

@@ -53,6 +53,8 @@ export interface KeybrakeStack {
   readonly databaseUrl: string;
   /** etcd, PostgreSQL and the control plane: the work a data plane causes behind it. */
   readonly backendPids: readonly number[];
+  /** The control-plane process (stopped by the cleanup; a profiler may stop it earlier). */
+  readonly controlPlane: SpawnedKeybrake;
   /** Extra environment is added to the data plane's; `nodeFlags` (e.g. --cpu-prof) go to its node. */
   startDataPlane(id: string, stripeUpstream: string, extraEnv?: Record<string, string>, nodeFlags?: readonly string[]): Promise<BenchDataPlane>;
 }
@@ -63,7 +65,8 @@ async function stopKeybrake(spawned: SpawnedKeybrake): Promise<void> {
   killIfAlive(spawned.child.pid);
 }
 
-export async function startKeybrakeStack(cleanup: Cleanup, dir: string): Promise<KeybrakeStack> {
+/** `controlPlaneNodeFlags` go to the control plane's node (e.g. --cpu-prof). */
+export async function startKeybrakeStack(cleanup: Cleanup, dir: string, controlPlaneNodeFlags: readonly string[] = []): Promise<KeybrakeStack> {
   const etcdBinary = findEtcdBinary(process.env);
   if (etcdBinary === null) throw new Error('etcd not found (apt-get install etcd-server)');
   const etcd = await startEtcd({ binary: etcdBinary, dataDir: join(dir, 'etcd') });
@@ -83,7 +86,7 @@ export async function startKeybrakeStack(cleanup: Cleanup, dir: string): Promise
     KEYBRAKE_ADMIN_TOKEN: adminToken,
     KEYBRAKE_MASTER_KEY: randomBytes(32).toString('base64'),
     KEYBRAKE_DATAPLANE_TOKEN: dataplaneToken,
-  });
+  }, controlPlaneNodeFlags);
   cleanup.add(`control plane (pid ${controlPlane.child.pid})`, () => stopKeybrake(controlPlane));
   const client = createOperatorClient(grpcAddress, adminToken);
   cleanup.add('operator client', () => client.close());
@@ -96,6 +99,7 @@ export async function startKeybrakeStack(cleanup: Cleanup, dir: string): Promise
     client,
     databaseUrl: postgres.url('keybrake'),
     backendPids: [etcd.pid, postgres.pid, controlPlane.child.pid!].filter((pid) => pid > 0),
+    controlPlane,
     async startDataPlane(id, stripeUpstream, extraEnv = {}, nodeFlags = []) {
       const port = await freePort();
       const spoolDir = join(dir, 'spool', id);
