@@ -1,10 +1,11 @@
 /**
  * The least work per call the contract asks of a data plane beyond a bare pass-through,
- * measured in this process with hot caches (a lower bound: the real data plane also reserves in
- * its lease book, filters headers, counts metrics and ships audit batches). Each stage is the
- * data plane's own code on the benchmark's request and answer:
+ * measured in this process with hot caches (a lower bound: the real data plane also looks the
+ * key up, filters headers, counts metrics and ships audit batches). Each stage is the data
+ * plane's own code on the benchmark's request and answer:
  *   route       canonicalise the target, match it against the key's allowlist
  *   pricing     read the form body strictly and price the charge (core/cost estimateCost)
+ *   lease       reserve the call's most from the lease held for the key, settle what it cost
  *   settlement  parse the vendor's JSON answer and settle the charge (core/cost settleCost)
  *   scrub       look for every form of the real secret in the answer
  *   audit       one audit line (JSON) appended to the spool and written with write(2) before
@@ -18,6 +19,7 @@ import { DEFAULT_PRICE_TABLES, estimateCost, settleCost, type PricedRequest } fr
 import { matchesEndpoint, parseEndpointPattern } from '../../core/endpoint-pattern.js';
 import { AuditSpool } from '../../data-plane/audit-spool.js';
 import { canonicaliseTarget } from '../../data-plane/canonical-request.js';
+import { LeaseBook, type AccountRef } from '../../data-plane/lease-book.js';
 import { scrubBuffer } from '../../data-plane/scrub.js';
 import { VENDOR_ADAPTERS } from '../../data-plane/vendors/index.js';
 import { BENCH_STRIPE_SECRET } from './keybrake-stack.js';
@@ -26,7 +28,7 @@ import { CHARGE_BODY } from './upstream-server.js';
 
 export interface MandatedWork {
   /** Microseconds per call, by stage, and their sum. */
-  readonly stages: Readonly<Record<'route' | 'pricing' | 'settlement' | 'scrub' | 'audit', number>>;
+  readonly stages: Readonly<Record<'route' | 'pricing' | 'lease' | 'settlement' | 'scrub' | 'audit', number>>;
   readonly totalMicros: number;
 }
 
@@ -40,6 +42,22 @@ function microsPerCall(work: (i: number) => void): number {
   return Number(process.hrtime.bigint() - started) / 1000 / CALLS;
 }
 
+/** The accounts of a key with a daily cap and a lifetime budget: a call reserves on both. */
+const ACCOUNTS: readonly AccountRef[] = [{ keyId: 'key_bench', window: 'life' }, { keyId: 'key_bench', window: 'day:2026-12-01' }];
+
+/** A lease book holding `micros` on each account, as granted by a control plane for an hour. */
+function leaseHolding(micros: number): LeaseBook {
+  const book = new LeaseBook({ dataplaneId: 'dp-bench', incarnation: 'bench' });
+  for (const account of ACCOUNTS) {
+    for (const outgoing of book.requestFor(account, micros, performance.now())) {
+      if (!('leaseRequest' in outgoing)) continue;
+      const { leaseId, seq } = outgoing.leaseRequest;
+      book.onGrant({ ...account, leaseId, seq, grantedTotalMicros: micros, ttlMs: 3_600_000, short: false, refused: '', windowEndsAtUnixMs: 0 }, performance.now());
+    }
+  }
+  return book;
+}
+
 export async function measureMandatedWork(): Promise<MandatedWork> {
   const dir = await mkdtemp(join(tmpdir(), 'keybrake-mandated-'));
   try {
@@ -50,6 +68,8 @@ export async function measureMandatedWork(): Promise<MandatedWork> {
     const answer = { status: 200, headers: { 'request-id': 'req_1', 'content-type': 'application/json' }, body: CHARGE_BODY };
     const forms = VENDOR_ADAPTERS.stripe.secretForms({ secret: BENCH_STRIPE_SECRET, accountSid: '' });
     const spool = AuditSpool.open({ dir, incarnation: 'bench', maxBytes: 1 << 30 });
+    if (estimate.kind !== 'priced') throw new Error('mandated work: the bench charge is not priced');
+    const book = leaseHolding(estimate.micros * (WARMUP + CALLS) * 2);
     let sink = 0;
     const stages = {
       route: microsPerCall(() => {
@@ -58,6 +78,11 @@ export async function measureMandatedWork(): Promise<MandatedWork> {
       }),
       pricing: microsPerCall(() => {
         if (estimateCost(request, { perCallEstimateMicros: 0 }, DEFAULT_PRICE_TABLES).kind === 'priced') sink++;
+      }),
+      lease: microsPerCall(() => {
+        const attempt = book.reserve(ACCOUNTS, estimate.micros, performance.now());
+        if (!('reservation' in attempt)) throw new Error('mandated work: the lease ran out');
+        book.settle(attempt.reservation, estimate.micros);
       }),
       settlement: microsPerCall(() => {
         sink += settleCost(request, estimate, answer, DEFAULT_PRICE_TABLES).micros;
