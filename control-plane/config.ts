@@ -1,5 +1,4 @@
-import { parseDurationSeconds } from '../core/duration.js';
-import { ConfigError, parseListenAddress, parseUrlList, readOptional, readRequired, readSecretToken, type Env } from '../core/config.js';
+import { ConfigError, parseListenAddress, parseUrlList, readDurationMs, readLogLevel, readOptional, readRequired, readSecretToken, type Env } from '../core/config.js';
 
 export interface ControlPlaneConfig {
   readonly etcdEndpoints: readonly string[];
@@ -36,52 +35,25 @@ export function compileControlPlaneConfig(env: Env): ControlPlaneConfig {
   const etcdPrefix = readOptional(env, 'KEYBRAKE_ETCD_PREFIX') ?? '/keybrake/';
   if (!etcdPrefix.startsWith('/') || !etcdPrefix.endsWith('/')) throw new ConfigError('KEYBRAKE_ETCD_PREFIX', 'must start and end with "/"');
 
-  const logLevel = readOptional(env, 'KEYBRAKE_LOG_LEVEL') ?? 'info';
-  if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(logLevel)) {
-    throw new ConfigError('KEYBRAKE_LOG_LEVEL', 'must be one of fatal, error, warn, info, debug, trace, silent');
-  }
-
-  const leaseText = readOptional(env, 'KEYBRAKE_LEASE_TTL') ?? '30s';
-  let leaseSeconds: number;
-  try {
-    leaseSeconds = parseDurationSeconds(leaseText, 'KEYBRAKE_LEASE_TTL');
-  } catch {
-    throw new ConfigError('KEYBRAKE_LEASE_TTL', `cannot parse duration ${JSON.stringify(leaseText)} (e.g. "30s")`);
-  }
-  if (leaseSeconds < 1) throw new ConfigError('KEYBRAKE_LEASE_TTL', 'must be at least 1s');
+  const leaseTtlMs = readDurationMs(env, 'KEYBRAKE_LEASE_TTL', '30s');
   // Quiet streams must hear a heartbeat well within a lease TTL, or data planes fail closed.
   // The default follows the TTL (2s, or a third of a shorter TTL); an explicit value is checked.
-  const heartbeatText = readOptional(env, 'KEYBRAKE_HEARTBEAT_INTERVAL');
-  let heartbeatSeconds = Math.max(1, Math.min(2, Math.floor(leaseSeconds / 3)));
-  if (heartbeatText !== undefined) {
-    try {
-      heartbeatSeconds = parseDurationSeconds(heartbeatText, 'KEYBRAKE_HEARTBEAT_INTERVAL');
-    } catch {
-      throw new ConfigError('KEYBRAKE_HEARTBEAT_INTERVAL', `cannot parse duration ${JSON.stringify(heartbeatText)} (e.g. "2s")`);
-    }
-    if (heartbeatSeconds < 1) throw new ConfigError('KEYBRAKE_HEARTBEAT_INTERVAL', 'must be at least 1s');
-    if (heartbeatSeconds * 2 > leaseSeconds) {
-      throw new ConfigError('KEYBRAKE_HEARTBEAT_INTERVAL', `must be at most half of KEYBRAKE_LEASE_TTL (${leaseSeconds}s), got ${heartbeatSeconds}s`);
+  let heartbeatIntervalMs = Math.max(1, Math.min(2, Math.floor(leaseTtlMs / 3000))) * 1000;
+  if (readOptional(env, 'KEYBRAKE_HEARTBEAT_INTERVAL') !== undefined) {
+    heartbeatIntervalMs = readDurationMs(env, 'KEYBRAKE_HEARTBEAT_INTERVAL', '2s');
+    if (heartbeatIntervalMs * 2 > leaseTtlMs) {
+      throw new ConfigError('KEYBRAKE_HEARTBEAT_INTERVAL', `must be at most half of KEYBRAKE_LEASE_TTL (${leaseTtlMs / 1000}s), got ${heartbeatIntervalMs / 1000}s`);
     }
   }
 
   const retentionText = readOptional(env, 'KEYBRAKE_AUDIT_RETENTION_DAYS') ?? '400';
   if (!/^\d+$/.test(retentionText) || Number(retentionText) < 1) throw new ConfigError('KEYBRAKE_AUDIT_RETENTION_DAYS', `must be a whole number of days, at least 1; got ${JSON.stringify(retentionText)}`);
 
-  const keyRetentionText = readOptional(env, 'KEYBRAKE_KEY_RETENTION') ?? '30d';
-  let keyRetentionSeconds: number;
-  try {
-    keyRetentionSeconds = parseDurationSeconds(keyRetentionText, 'KEYBRAKE_KEY_RETENTION');
-  } catch {
-    throw new ConfigError('KEYBRAKE_KEY_RETENTION', `cannot parse duration ${JSON.stringify(keyRetentionText)} (e.g. "30d")`);
-  }
-  if (keyRetentionSeconds < 1) throw new ConfigError('KEYBRAKE_KEY_RETENTION', 'must be at least 1s');
-
   return {
     auditRetentionDays: Number(retentionText),
-    keyRetentionMs: keyRetentionSeconds * 1000,
-    heartbeatIntervalMs: heartbeatSeconds * 1000,
-    leaseTtlMs: leaseSeconds * 1000,
+    keyRetentionMs: readDurationMs(env, 'KEYBRAKE_KEY_RETENTION', '30d'),
+    heartbeatIntervalMs,
+    leaseTtlMs,
     etcdEndpoints: parseUrlList(env, 'KEYBRAKE_ETCD_ENDPOINTS', 'http://127.0.0.1:2379'),
     etcdPrefix,
     databaseUrl,
@@ -90,6 +62,6 @@ export function compileControlPlaneConfig(env: Env): ControlPlaneConfig {
     adminToken: readSecretToken(env, 'KEYBRAKE_ADMIN_TOKEN', MIN_TOKEN_LENGTH),
     masterKey,
     dataplaneToken: readSecretToken(env, 'KEYBRAKE_DATAPLANE_TOKEN', MIN_TOKEN_LENGTH),
-    logLevel,
+    logLevel: readLogLevel(env),
   };
 }

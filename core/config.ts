@@ -1,3 +1,5 @@
+import { parseDurationSeconds } from './duration.js';
+
 /**
  * Start-up configuration checks shared by both planes. A bad value stops start-up with one
  * line naming the variable and what is wrong with it.
@@ -55,4 +57,25 @@ export function readSecretToken(env: Env, variable: string, minLength: number): 
   if (value.length < minLength) throw new ConfigError(variable, `must be at least ${minLength} characters, got ${value.length}`);
   if (/\s/.test(value)) throw new ConfigError(variable, 'must not contain whitespace');
   return value;
+}
+
+/** A duration such as "30s", "5m", "30d" (core/duration.ts), in milliseconds; at least `minSeconds`. */
+export function readDurationMs(env: Env, variable: string, fallback: string, minSeconds = 1): number {
+  const text = readOptional(env, variable) ?? fallback;
+  let seconds: number;
+  try {
+    seconds = parseDurationSeconds(text, variable);
+  } catch {
+    throw new ConfigError(variable, `cannot parse duration ${JSON.stringify(text)} (e.g. "${fallback}")`);
+  }
+  if (seconds < minSeconds) throw new ConfigError(variable, `must be at least ${minSeconds}s`);
+  return seconds * 1000;
+}
+
+const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+
+export function readLogLevel(env: Env): string {
+  const level = readOptional(env, 'KEYBRAKE_LOG_LEVEL') ?? 'info';
+  if (!LOG_LEVELS.includes(level)) throw new ConfigError('KEYBRAKE_LOG_LEVEL', `must be one of ${LOG_LEVELS.join(', ')}`);
+  return level;
 }

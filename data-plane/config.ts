@@ -2,8 +2,7 @@ import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 
 import { compilePriceTables, DEFAULT_PRICE_TABLES, PriceTableError, type PriceTables } from '../core/cost/index.js';
-import { parseDurationSeconds } from '../core/duration.js';
-import { parseListenAddress, parseUrlList, readOptional, readRequired, readSecretToken, ConfigError, type Env } from '../core/config.js';
+import { parseListenAddress, parseUrlList, readDurationMs, readLogLevel, readOptional, readRequired, readSecretToken, ConfigError, type Env } from '../core/config.js';
 
 export interface DataPlaneConfig {
   /** gRPC host:port of control-plane replicas; any one will do. */
@@ -41,26 +40,6 @@ function readPriceTables(env: Env): PriceTables {
     if (error instanceof PriceTableError) throw new ConfigError('KEYBRAKE_PRICE_TABLES', error.message);
     throw error;
   }
-}
-
-function readDurationMs(env: Env, variable: string, fallback: string, min = 1): number {
-  const text = readOptional(env, variable) ?? fallback;
-  let seconds: number;
-  try {
-    seconds = parseDurationSeconds(text, variable);
-  } catch {
-    throw new ConfigError(variable, `cannot parse duration ${JSON.stringify(text)} (e.g. "${fallback}")`);
-  }
-  if (seconds < min) throw new ConfigError(variable, `must be at least ${min}s`);
-  return seconds * 1000;
-}
-
-function readLogLevel(env: Env): string {
-  const level = readOptional(env, 'KEYBRAKE_LOG_LEVEL') ?? 'info';
-  if (!['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'].includes(level)) {
-    throw new ConfigError('KEYBRAKE_LOG_LEVEL', 'must be one of fatal, error, warn, info, debug, trace, silent');
-  }
-  return level;
 }
 
 function readPositiveInteger(env: Env, variable: string, fallback: number): number {
