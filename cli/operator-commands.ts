@@ -8,7 +8,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import type { ServiceError } from '@grpc/grpc-js';
 
 import { OperatorError } from '../core/operator-error.js';
-import { auditEntryToJson, operatorTokenToJson, parseAuditQuery, parseKeySpecJson, parseListKeysQuery, parseTokenRole, tokenRoleName, vaultKeyToJson } from '../control-plane/admin-json.js';
+import { auditEntryToJson, operatorTokenToJson, parseAuditQuery, parseKeySpecJson, parseListKeysQuery, parseTokenRole, vaultKeyToJson } from '../control-plane/admin-json.js';
 import { createOperatorClient } from './operator-client.js';
 
 const HELP: Record<string, string> = {
@@ -208,8 +208,8 @@ export async function runOperatorCommand(group: string, argv: readonly string[])
       }
       case 'tokens create': {
         const response = await client.createToken({ role: parseTokenRole(values.role), name: values.name ?? '' });
-        const info = { token: response.token, id: response.info?.id, role: tokenRoleName(response.info!.role), name: response.info?.name };
-        print(info, () => table(['ID', 'ROLE', 'NAME', 'TOKEN (shown once)'], [[info.id ?? '', info.role, info.name ?? '', info.token]]));
+        const info: Record<string, unknown> = { token: response.token, ...operatorTokenToJson(response.info!) };
+        print(info, () => table(['ID', 'ROLE', 'NAME', 'TOKEN (shown once)'], [[String(info['id']), String(info['role']), String(info['name']), response.token]]));
         return 0;
       }
       default:

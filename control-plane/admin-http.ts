@@ -16,7 +16,6 @@ import {
   parseListKeysQuery,
   parseTokenRole,
   requireString,
-  tokenRoleName,
   vaultKeyToJson,
 } from './admin-json.js';
 import type { Caller, OperatorService } from './operator-service.js';
@@ -130,7 +129,7 @@ export function createAdminHttpServer(options: AdminHttpOptions): Server {
         const body = await ctx.body();
         const name = body['name'] === undefined ? '' : requireString(body['name'], 'name');
         const { token, info } = await service.createToken(caller, { role: parseTokenRole(body['role']), name });
-        return ok({ token, id: info!.id, name: info!.name, role: tokenRoleName(info!.role), created_at: info!.createdAt?.toISOString() }, 201);
+        return ok({ token, ...operatorTokenToJson(info!) }, 201);
       },
     },
     {
