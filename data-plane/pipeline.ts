@@ -90,12 +90,12 @@ export function requireCredential(cache: PolicyCache, vendor: Vendor): VendorCre
  */
 export function upstreamHeaders(rawHeaders: readonly string[], headers: IncomingHttpHeaders, adapter: VendorAdapter, credential: VendorCredential, bodyLength: number | null): string[] {
   const named = connectionNamed(headers.connection);
-  const guarded = new Set(adapter.guardedHeaders);
   const out: string[] = [];
   for (let i = 0; i + 1 < rawHeaders.length; i += 2) {
     const name = rawHeaders[i]!;
     const lower = name.toLowerCase();
-    if (HOP_BY_HOP_HEADERS.has(lower) || NEVER_FORWARDED.has(lower) || named.has(lower) || guarded.has(lower)) continue;
+    // guardedHeaders holds at most a couple of names: no Set built per call.
+    if (HOP_BY_HOP_HEADERS.has(lower) || NEVER_FORWARDED.has(lower) || named.has(lower) || adapter.guardedHeaders.includes(lower)) continue;
     if (lower.startsWith('proxy-') || lower.startsWith('keybrake-')) continue;
     out.push(name, rawHeaders[i + 1]!);
   }

@@ -53,9 +53,6 @@ export interface ProxyOptions {
 
 const BODYLESS_METHODS = new Set(['GET', 'DELETE', 'HEAD']);
 
-/** What is known about a call so far, for its audit record. */
-type AuditDraft = Omit<AuditRecord, 'seq' | 'incarnation'>;
-
 interface Reply {
   readonly status: number;
   /** A header object (denials) or the flat [name, value, …] list (vendor answers). */
@@ -71,8 +68,9 @@ export function createProxyHandler(options: ProxyOptions): (request: IncomingMes
   return async (request, response) => {
     const started = monotonicNow();
     let adapter: VendorAdapter = VENDOR_ADAPTERS.stripe;
-    const draft: AuditDraft = {
-      tsUnixMs: wallNow(), keyId: '', label: '', vendor: 'stripe', method: request.method ?? '', path: '', status: 0, decision: 'denied', reason: '',
+    // What is known about the call so far, for its audit record; the spool numbers it (seq, incarnation).
+    const draft: AuditRecord = {
+      seq: 0, incarnation: '', tsUnixMs: wallNow(), keyId: '', label: '', vendor: 'stripe', method: request.method ?? '', path: '', status: 0, decision: 'denied', reason: '',
       amount: -1, currency: '', estimatedUsdMicros: 0, usdMicros: 0, idempotencyKey: headerText(request.headers['idempotency-key']),
       vendorRequestId: '', vendorObjectId: '', stripeChargeId: '', replayed: false, latencyMs: 0,
     };
@@ -249,8 +247,7 @@ function reserve(gate: SpendGate, key: CachedKey, estimate: CostEstimate, wallNo
       throw new ProxyError('amount_exceeds_key_limit', `this call can move $${formatUsd(estimate.micros)} (${estimate.detail}), more than the key's whole ${window.window === 'life' ? 'budget' : 'daily cap'} of $${formatUsd(window.capMicros)}`);
     }
   }
-  const refs = windows.map((w) => ({ keyId: key.policy.id, window: w.window }));
-  return gate.reserveFromLease(refs, estimate.micros) ?? gate.reserve(refs, estimate.micros);
+  return gate.reserve(windows.map((w) => ({ keyId: key.policy.id, window: w.window })), estimate.micros);
 }
 
 interface ReplayCall {

@@ -6,7 +6,7 @@
  * not use; after that the call is refused with 429.
  */
 import { ProxyError } from './proxy-error.js';
-import { accountId, type AccountRef, type LeaseBook, type Outgoing, type Reservation } from './lease-book.js';
+import { accountId, type AccountRef, type Blocked, type LeaseBook, type Outgoing, type Reservation } from './lease-book.js';
 
 export interface SpendGateOptions {
   readonly book: LeaseBook;
@@ -35,28 +35,25 @@ export class SpendGate {
   }
 
   /**
-   * The common case, without a promise: the lease already holds room for the call. Null when it
-   * does not (then `reserve` asks the control plane and waits, or refuses).
+   * Reserves `micros` on every account. Synchronous in the common case, the lease already holding
+   * room for the call; a promise only when the control plane must be asked (or has refused).
    */
-  reserveFromLease(refs: readonly AccountRef[], micros: number): Reservation | null {
+  reserve(refs: readonly AccountRef[], micros: number): Reservation | Promise<Reservation> {
     const attempt = this.options.book.reserve(refs, micros, this.now());
-    if (!('reservation' in attempt)) return null;
+    return 'reservation' in attempt ? this.taken(attempt) : this.waitForRoom(refs, micros, attempt.blocked);
+  }
+
+  private taken(attempt: { reservation: Reservation; outgoing: Outgoing[] }): Reservation {
     if (attempt.outgoing.length > 0) this.options.send(attempt.outgoing);
     return attempt.reservation;
   }
 
-  async reserve(refs: readonly AccountRef[], micros: number): Promise<Reservation> {
+  private async waitForRoom(refs: readonly AccountRef[], micros: number, firstBlock: Blocked): Promise<Reservation> {
     // Keep trying until an answer says the cap is short (429) or the control plane is silent
     // for too long (503). A call is never refused for the cap unless the ledger said so.
     const deadline = this.now() + this.answerTimeoutMs;
     let shortRounds = 0;
-    for (;;) {
-      const attempt = this.options.book.reserve(refs, micros, this.now());
-      if ('reservation' in attempt) {
-        if (attempt.outgoing.length > 0) this.options.send(attempt.outgoing);
-        return attempt.reservation;
-      }
-      const blocked = attempt.blocked;
+    for (let blocked = firstBlock; ; ) {
       if (blocked.reason === 'refused') throw refusal(blocked.refused);
       if (blocked.reason === 'short') {
         shortRounds++;
@@ -73,6 +70,9 @@ export class SpendGate {
       if (!(await this.answer(blocked.account, left))) {
         throw new ProxyError('control_plane_unavailable', `no lease answer from the control plane within ${this.answerTimeoutMs} ms; nothing was forwarded`);
       }
+      const attempt = this.options.book.reserve(refs, micros, this.now());
+      if ('reservation' in attempt) return this.taken(attempt);
+      blocked = attempt.blocked;
     }
   }
 

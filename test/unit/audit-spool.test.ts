@@ -20,8 +20,9 @@ function tempDir(): string {
   return dir;
 }
 
-const draft = (i: number): Omit<AuditRecord, 'seq' | 'incarnation'> => ({
-  tsUnixMs: 1_800_000_000_000 + i, keyId: 'vk_x', label: 'l', vendor: 'stripe', method: 'POST', path: '/v1/charges', status: 200, decision: 'allowed', reason: '',
+/** A record as the proxy drafts it: the spool fills in seq and incarnation. */
+const draft = (i: number): AuditRecord => ({
+  seq: 0, incarnation: '', tsUnixMs: 1_800_000_000_000 + i, keyId: 'vk_x', label: 'l', vendor: 'stripe', method: 'POST', path: '/v1/charges', status: 200, decision: 'allowed', reason: '',
   amount: i, currency: 'usd', estimatedUsdMicros: i, usdMicros: i, idempotencyKey: '', vendorRequestId: `req_${i}`, vendorObjectId: '', stripeChargeId: '', replayed: false, latencyMs: 1,
 });
 
