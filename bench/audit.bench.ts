@@ -25,7 +25,8 @@ import pg from 'pg';
 import type { AuditRecord } from '../gen/keybrake/v1/dataplane.js';
 import { withCleanup, type Cleanup } from './support/cleanup.js';
 import { BATCH_SIZE, BATCHES_IN_FLIGHT, connectFeeder, makeRecords } from './audit/ingest.js';
-import { measureAuditLag, quantile, type LagResult } from './audit/lag.js';
+import { measureAuditLag, type LagResult } from './audit/lag.js';
+import { quantile } from './support/stats.js';
 import { cpuSeconds, machineCpu, MAX_LOAD, treeCpuSeconds, waitForNoInterference, waitForQuietMachine } from './audit/machine.js';
 import { startAuditStack, startDataPlane, startStripeUpstream, type AuditStack } from './audit/stack.js';
 

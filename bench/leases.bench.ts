@@ -21,7 +21,8 @@ import { cpus, loadavg } from 'node:os';
 
 import { diffCounts, cloneCounts, addCounts, emptyCounts, type UpstreamCounts } from './leases/h2-upstream-tap.js';
 import { diffEtcd, readEtcdCounters, watchLedger, type EtcdWriteCounters } from './leases/etcd-counters.js';
-import { Caller, openLoop, quantile, saturate, type CallOutcome } from './leases/load.js';
+import { Caller, openLoop, saturate, type CallOutcome } from './leases/load.js';
+import { quantile } from './support/stats.js';
 import { ETCD_PREFIX, startStack, type BenchDataPlane, type Stack } from './leases/stack.js';
 import { keepRunningWhenOutputCloses } from './support/cleanup.js';
 
@@ -312,8 +313,7 @@ function bootstrapP99Ratio(a: readonly number[], b: readonly number[]): { low: n
   const resampledP99 = (sample: readonly number[]) => {
     const copy = new Float64Array(sample.length);
     for (let i = 0; i < sample.length; i++) copy[i] = sample[Math.floor(random() * sample.length)]!;
-    copy.sort();
-    return copy[Math.min(copy.length - 1, Math.max(0, Math.ceil(0.99 * copy.length) - 1))]!;
+    return quantile(copy.sort(), 0.99);
   };
   const ratios: number[] = [];
   for (let i = 0; i < 1000; i++) ratios.push(resampledP99(a) / resampledP99(b));

@@ -68,6 +68,11 @@ export class PricedIntentBroadcast {
 
   /** Listens from now on; fails if PostgreSQL cannot be reached (start-up needs it anyway). */
   async start(): Promise<void> {
+    await this.listen();
+  }
+
+  /** A new listening connection, in place of any earlier one. */
+  private async listen(): Promise<void> {
     const client = this.newListener();
     await client.connect();
     await client.query(`LISTEN ${CHANNEL}`);
@@ -98,8 +103,10 @@ export class PricedIntentBroadcast {
     this.logger.warn({ reason }, 'lost the priced-intents listener; until it is back, a confirm on another data plane may be priced again');
     this.reconnectTimer = setTimeout(() => {
       this.reconnectTimer = null;
-      const next = this.newListener();
-      next.connect().then(() => next.query(`LISTEN ${CHANNEL}`)).catch((error: unknown) => this.lost(next, error instanceof Error ? error.message : String(error)));
+      this.listen().catch((error: unknown) => {
+        // Unless its 'error' event already did, the failed connection starts the next attempt.
+        if (this.listener !== null) this.lost(this.listener, error instanceof Error ? error.message : String(error));
+      });
     }, RECONNECT_DELAY_MS);
   }
 

@@ -15,6 +15,7 @@
  * alone. A record the poller never saw still shows in the full listing made at the end.
  */
 import { Pool } from 'undici';
+import { quantile } from '../support/stats.js';
 
 export interface LagOptions {
   readonly origin: string;
@@ -83,11 +84,6 @@ interface AuditEntryJson {
 interface AuditPage {
   readonly entries: AuditEntryJson[];
   readonly next_cursor: string | null;
-}
-
-export function quantile(sorted: readonly number[], q: number): number {
-  if (sorted.length === 0) return Number.NaN;
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]!;
 }
 
 const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));

@@ -8,6 +8,7 @@
  * Latency is client-measured: from handing the request to undici to the last byte of the answer.
  */
 import { Pool } from 'undici';
+import { quantile } from '../support/stats.js';
 
 export interface CallOutcome {
   /** ms since the run started, when the call was sent. */
@@ -185,13 +186,6 @@ export async function saturate(options: SaturateOptions): Promise<SaturateResult
   })();
   await Promise.all([...workers, watchdog]);
   return { outcomes, elapsedMs: performance.now() - start, hitMax };
-}
-
-/** Nearest-rank quantile of sorted values. */
-export function quantile(sorted: readonly number[], q: number): number {
-  if (sorted.length === 0) return Number.NaN;
-  const rank = Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1));
-  return sorted[rank]!;
 }
 
 export function sleep(ms: number): Promise<void> {

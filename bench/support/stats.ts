@@ -10,10 +10,14 @@ export interface LatencySummary {
 }
 
 /** Nearest-rank percentile of an ascending array; NaN when empty. */
-export function percentile(sorted: readonly number[], p: number): number {
+export function percentile(sorted: ArrayLike<number>, p: number): number {
+  return quantile(sorted, p / 100);
+}
+
+/** Nearest-rank quantile (0..1) of an ascending array; NaN when empty. */
+export function quantile(sorted: ArrayLike<number>, q: number): number {
   if (sorted.length === 0) return Number.NaN;
-  const rank = Math.min(sorted.length, Math.max(1, Math.ceil((p / 100) * sorted.length)));
-  return sorted[rank - 1]!;
+  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(q * sorted.length) - 1))]!;
 }
 
 export function summarise(values: readonly number[]): LatencySummary {
