@@ -17,6 +17,7 @@ Operator commands (over gRPC; --help on each):
   tokens create
   audit query|tail|export
 `;
+import { quote } from '../core/quote.js';
 
 async function main(argv: string[]): Promise<void> {
   const [command, ...rest] = argv;
@@ -40,7 +41,7 @@ async function main(argv: string[]): Promise<void> {
       process.stdout.write(USAGE);
       return;
     default:
-      process.stderr.write(`keybrake: unknown command ${JSON.stringify(command)}\n${USAGE}`);
+      process.stderr.write(`keybrake: unknown command ${quote(command)}\n${USAGE}`);
       process.exitCode = 2;
   }
 }

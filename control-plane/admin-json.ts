@@ -9,6 +9,7 @@ import { OperatorError, invalidField } from '../core/operator-error.js';
 import { parseVendor } from '../core/vendors.js';
 import { MAX_TTL_SECONDS } from './key-spec.js';
 import { KeyStatus, TokenRole, type AuditEntry, type KeySpec, type ListKeysRequest, type OperatorToken, type QueryAuditRequest, type VaultKey } from '../gen/keybrake/v1/operator.js';
+import { quote } from '../core/quote.js';
 
 type JsonObject = Record<string, unknown>;
 
@@ -67,9 +68,9 @@ export function parseListKeysQuery(query: URLSearchParams): ListKeysRequest {
     revoked: KeyStatus.KEY_STATUS_REVOKED,
   };
   const statusValue = statuses[status];
-  if (statusValue === undefined) throw invalidField('status', `must be active, expired or revoked, got ${JSON.stringify(status)}`);
+  if (statusValue === undefined) throw invalidField('status', `must be active, expired or revoked, got ${quote(status)}`);
   const limit = query.get('limit');
-  if (limit !== null && (!/^\d+$/.test(limit) || Number(limit) < 1 || Number(limit) > 1000)) throw invalidField('limit', `must be a whole number from 1 to 1000, got ${JSON.stringify(limit)}`);
+  if (limit !== null && (!/^\d+$/.test(limit) || Number(limit) < 1 || Number(limit) > 1000)) throw invalidField('limit', `must be a whole number from 1 to 1000, got ${quote(limit)}`);
   return {
     label: query.get('label') ?? '',
     labelPrefix: query.get('label_prefix') ?? '',
@@ -188,14 +189,14 @@ function moneyField({ field, value }: Picked): number {
   } else {
     micros = parseUsdToMicros(value, field);
   }
-  if (micros <= 0) throw invalidField(field, `must be greater than 0, got ${JSON.stringify(value)}`);
+  if (micros <= 0) throw invalidField(field, `must be greater than 0, got ${quote(value)}`);
   return micros;
 }
 
 function expirySeconds({ field, value }: Picked): number {
   if (field === 'expires_in') {
     const seconds = positive(parseDurationSeconds(requireString(value, field), field), field);
-    if (seconds > MAX_TTL_SECONDS) throw invalidField(field, `at most 90 days ("90d"), got ${JSON.stringify(value)}`);
+    if (seconds > MAX_TTL_SECONDS) throw invalidField(field, `at most 90 days ("90d"), got ${quote(value)}`);
     return seconds;
   }
   if (typeof value !== 'number' || !Number.isSafeInteger(value)) throw invalidField(field, `must be a whole number of seconds, got ${describeType(value)}`);
@@ -210,7 +211,7 @@ function positive(seconds: number, field: string): number {
 /** `GET /audit?idempotency_key=&label=&key_id=&vendor=&vendor_object_id=&since=&until=&limit=&cursor=` */
 export function parseAuditQuery(query: URLSearchParams): QueryAuditRequest {
   const limit = query.get('limit');
-  if (limit !== null && !/^\d+$/.test(limit)) throw invalidField('limit', `must be a whole number, got ${JSON.stringify(limit)}`);
+  if (limit !== null && !/^\d+$/.test(limit)) throw invalidField('limit', `must be a whole number, got ${quote(limit)}`);
   return {
     idempotencyKey: query.get('idempotency_key') ?? '',
     label: query.get('label') ?? '',
@@ -227,7 +228,7 @@ export function parseAuditQuery(query: URLSearchParams): QueryAuditRequest {
 
 function parseDecision(text: string | null): string {
   if (text === null || text === '') return '';
-  if (text !== 'allowed' && text !== 'denied') throw invalidField('decision', `must be allowed or denied, got ${JSON.stringify(text)}`);
+  if (text !== 'allowed' && text !== 'denied') throw invalidField('decision', `must be allowed or denied, got ${quote(text)}`);
   return text;
 }
 
@@ -235,7 +236,7 @@ function parseDecision(text: string | null): string {
 function parseInstant(text: string | null, field: string): Date | undefined {
   if (text === null || text === '') return undefined;
   const ms = /^\d+$/.test(text) ? Number(text) * 1000 : Date.parse(text);
-  if (!Number.isFinite(ms)) throw invalidField(field, `must be an ISO 8601 time or unix seconds, got ${JSON.stringify(text)}`);
+  if (!Number.isFinite(ms)) throw invalidField(field, `must be an ISO 8601 time or unix seconds, got ${quote(text)}`);
   return new Date(ms);
 }
 

@@ -1,4 +1,5 @@
 import { ConfigError, parseListenAddress, parseUrlList, readDurationMs, readLogLevel, readOptional, readRequired, readSecretToken, type Env } from '../core/config.js';
+import { quote } from '../core/quote.js';
 
 export interface ControlPlaneConfig {
   readonly etcdEndpoints: readonly string[];
@@ -47,7 +48,7 @@ export function compileControlPlaneConfig(env: Env): ControlPlaneConfig {
   }
 
   const retentionText = readOptional(env, 'KEYBRAKE_AUDIT_RETENTION_DAYS') ?? '400';
-  if (!/^\d+$/.test(retentionText) || Number(retentionText) < 1) throw new ConfigError('KEYBRAKE_AUDIT_RETENTION_DAYS', `must be a whole number of days, at least 1; got ${JSON.stringify(retentionText)}`);
+  if (!/^\d+$/.test(retentionText) || Number(retentionText) < 1) throw new ConfigError('KEYBRAKE_AUDIT_RETENTION_DAYS', `must be a whole number of days, at least 1; got ${quote(retentionText)}`);
 
   return {
     auditRetentionDays: Number(retentionText),

@@ -40,6 +40,7 @@ import type { AuditStore } from './audit-store.js';
 import { compileKeySpec } from './key-spec.js';
 import { bindingCapMicros, keyStatus, type KeyRecord, type KeyStatusName } from './key-record.js';
 import type { KeyStore, TokenRecord, TokenRoleName } from './store.js';
+import { quote } from '../core/quote.js';
 
 export const MAX_BATCH_SIZE = 10_000;
 const DEFAULT_PAGE_SIZE = 100;
@@ -231,7 +232,7 @@ export class OperatorService {
   /** Deletes a token; authentication reads the store on every call, so its next call is refused. */
   async revokeToken(caller: Caller, request: RevokeTokenRequest): Promise<RevokeTokenResponse> {
     this.authorize(caller, 'tokens.revoke');
-    if (!/^tok_[0-9A-Za-z]{16}$/.test(request.id)) throw invalidField('id', `${JSON.stringify(request.id)} is not an operator token id (tok_…)`);
+    if (!/^tok_[0-9A-Za-z]{16}$/.test(request.id)) throw invalidField('id', `${quote(request.id)} is not an operator token id (tok_…)`);
     const record = await this.store.deleteToken(request.id);
     if (record === null) throw new OperatorError('not_found', `no operator token ${request.id}`);
     return { token: toOperatorToken(record) };
@@ -315,7 +316,7 @@ function roleName(role: TokenRole): TokenRoleName {
 }
 
 function checkId(id: string): void {
-  if (!/^vk_[0-9A-Za-z]{20}$/.test(id)) throw invalidField('id', `${JSON.stringify(id)} is not a vault key id (vk_…)`);
+  if (!/^vk_[0-9A-Za-z]{20}$/.test(id)) throw invalidField('id', `${quote(id)} is not a vault key id (vk_…)`);
 }
 
 function notFound(id: string): OperatorError {

@@ -1,4 +1,5 @@
 import { parseDurationSeconds } from './duration.js';
+import { quote } from './quote.js';
 
 /**
  * Start-up configuration checks shared by both planes. A bad value stops start-up with one
@@ -32,7 +33,7 @@ export function parseListenAddress(env: Env, variable: string, fallback: string)
   const text = readOptional(env, variable) ?? fallback;
   const match = /^(\[[0-9a-fA-F:]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(text);
   const port = Number(match?.[2]);
-  if (match === null || port > 65535) throw new ConfigError(variable, `must be host:port, e.g. ${fallback}; got ${JSON.stringify(text)}`);
+  if (match === null || port > 65535) throw new ConfigError(variable, `must be host:port, e.g. ${fallback}; got ${quote(text)}`);
   return { host: match[1]!.replace(/^\[|\]$/g, ''), port, text };
 }
 
@@ -45,9 +46,9 @@ export function parseUrlList(env: Env, variable: string, fallback: string): stri
     try {
       url = new URL(item);
     } catch {
-      throw new ConfigError(variable, `${JSON.stringify(item)} is not a URL with scheme, e.g. http://127.0.0.1:2379`);
+      throw new ConfigError(variable, `${quote(item)} is not a URL with scheme, e.g. http://127.0.0.1:2379`);
     }
-    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ConfigError(variable, `${JSON.stringify(item)} must use http or https`);
+    if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new ConfigError(variable, `${quote(item)} must use http or https`);
     return item.replace(/\/+$/, '');
   });
 }
@@ -66,7 +67,7 @@ export function readDurationMs(env: Env, variable: string, fallback: string, min
   try {
     seconds = parseDurationSeconds(text, variable);
   } catch {
-    throw new ConfigError(variable, `cannot parse duration ${JSON.stringify(text)} (e.g. "${fallback}")`);
+    throw new ConfigError(variable, `cannot parse duration ${quote(text)} (e.g. "${fallback}")`);
   }
   if (seconds < minSeconds) throw new ConfigError(variable, `must be at least ${minSeconds}s`);
   return seconds * 1000;

@@ -6,6 +6,7 @@
 import { CANONICAL_SEGMENT } from './canonical-path.js';
 import { invalidField } from './operator-error.js';
 import { type Vendor, vendorPathRoots } from './vendors.js';
+import { quote } from './quote.js';
 
 export const ALLOWED_METHODS = ['GET', 'POST', 'PUT', 'PATCH', 'DELETE'] as const;
 export type HttpMethod = (typeof ALLOWED_METHODS)[number];
@@ -19,14 +20,14 @@ export interface EndpointPattern {
 const MAX_PATTERN_LENGTH = 512;
 
 export function parseEndpointPattern(text: string, vendor: Vendor, field: string): EndpointPattern {
-  const fail = (problem: string) => invalidField(field, `${JSON.stringify(text)}: ${problem}`);
+  const fail = (problem: string) => invalidField(field, `${quote(text)}: ${problem}`);
   if (text.length > MAX_PATTERN_LENGTH) throw fail(`longer than ${MAX_PATTERN_LENGTH} characters`);
   const parts = text.split(' ');
   if (parts.length !== 2) throw fail('expected "METHOD /path", e.g. "POST /v1/payment_intents"');
   const [methodText = '', path = ''] = parts;
   const method = methodText.toUpperCase();
   if (!(ALLOWED_METHODS as readonly string[]).includes(method)) {
-    throw fail(`unknown method ${JSON.stringify(methodText)} (expected one of ${ALLOWED_METHODS.join(', ')})`);
+    throw fail(`unknown method ${quote(methodText)} (expected one of ${ALLOWED_METHODS.join(', ')})`);
   }
   if (!path.startsWith('/')) throw fail('path must start with "/"');
   if (path.includes('?') || path.includes('#')) throw fail('path must not contain a query or fragment');
@@ -42,7 +43,7 @@ export function parseEndpointPattern(text: string, vendor: Vendor, field: string
     if (segment === '') throw fail('empty path segment (double or trailing slash)');
     if (segment === '.' || segment === '..') throw fail('dot segments are not allowed');
     if (segment.includes('*') && segment !== '*') throw fail('"*" must be a whole segment');
-    if (segment !== '*' && !CANONICAL_SEGMENT.test(segment)) throw fail(`segment ${JSON.stringify(segment)} has characters a canonical path never has`);
+    if (segment !== '*' && !CANONICAL_SEGMENT.test(segment)) throw fail(`segment ${quote(segment)} has characters a canonical path never has`);
   }
   return { method: method as HttpMethod, segments };
 }

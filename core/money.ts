@@ -3,6 +3,7 @@
  * Decimal text is parsed digit by digit, never through floating point arithmetic.
  */
 import { invalidField } from './operator-error.js';
+import { quote } from './quote.js';
 
 export const MICROS_PER_USD = 1_000_000;
 const MICRO_DIGITS = 6;
@@ -27,7 +28,7 @@ export function parseUsdToMicros(value: unknown, field: string): number {
   if (/e/i.test(text)) throw invalidField(field, `${text} is out of range`);
   if (text.startsWith('-')) throw invalidField(field, `must be greater than 0, got ${text}`);
   const match = DECIMAL_PATTERN.exec(text);
-  if (match === null) throw invalidField(field, `must be a number of US dollars, got ${JSON.stringify(value)}`);
+  if (match === null) throw invalidField(field, `must be a number of US dollars, got ${quote(value)}`);
   const whole = match[1] ?? '0';
   const fraction = match[2] ?? '';
   if (fraction.length > MICRO_DIGITS && /[1-9]/.test(fraction.slice(MICRO_DIGITS))) {
@@ -52,5 +53,6 @@ export function formatMicrosAsUsd(micros: number): string {
 export function describeType(value: unknown): string {
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'an array';
-  return typeof value === 'object' ? 'an object' : `${typeof value} ${JSON.stringify(value)}`;
+  if (typeof value === 'string') return `string ${quote(value)}`;
+  return typeof value === 'object' ? 'an object' : `${typeof value} ${String(value)}`;
 }

@@ -1,5 +1,6 @@
 import { describeType } from './money.js';
 import { invalidField } from './operator-error.js';
+import { quote } from './quote.js';
 
 export const VENDORS = ['stripe', 'twilio', 'resend'] as const;
 export type Vendor = (typeof VENDORS)[number];
@@ -18,7 +19,7 @@ export function isVendor(value: unknown): value is Vendor {
 export function parseVendor(value: unknown, field = 'vendor'): Vendor {
   if (isVendor(value)) return value;
   if (typeof value !== 'string') throw invalidField(field, `must be one of ${VENDORS.join(', ')}, got ${describeType(value)}`);
-  throw invalidField(field, `unknown vendor ${JSON.stringify(value)} (expected one of ${VENDORS.join(', ')})`);
+  throw invalidField(field, `unknown vendor ${quote(value)} (expected one of ${VENDORS.join(', ')})`);
 }
 
 export function vendorPathRoots(vendor: Vendor): readonly string[] {

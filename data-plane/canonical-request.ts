@@ -6,6 +6,7 @@
 import { CANONICAL_SEGMENT } from '../core/canonical-path.js';
 import { isVendor, type Vendor } from '../core/vendors.js';
 import { malformed } from './proxy-error.js';
+import { quote } from '../core/quote.js';
 
 export interface CanonicalTarget {
   /** The vendor named by the path prefix; null for Stripe's bare /v1 and /v2 paths. */
@@ -50,7 +51,7 @@ export function canonicaliseTarget(target: string): CanonicalTarget {
   for (const segment of segments) {
     if (segment === '') throw malformed('empty path segments ("//" or a trailing "/") are refused');
     if (segment === '.' || segment === '..') throw malformed('dot segments are refused');
-    if (!CANONICAL_SEGMENT.test(segment)) throw malformed(`path segment ${JSON.stringify(segment)} has characters a vendor path never has`);
+    if (!CANONICAL_SEGMENT.test(segment)) throw malformed(`path segment ${quote(segment)} has characters a vendor path never has`);
   }
 
   if (!QUERY_CHARS.test(query)) throw malformed('the query has characters that must be percent-encoded');

@@ -3,6 +3,7 @@ import { hostname } from 'node:os';
 
 import { compilePriceTables, DEFAULT_PRICE_TABLES, PriceTableError, type PriceTables } from '../core/cost/index.js';
 import { parseListenAddress, parseUrlList, readDurationMs, readLogLevel, readOptional, readRequired, readSecretToken, ConfigError, type Env } from '../core/config.js';
+import { quote } from '../core/quote.js';
 
 export interface DataPlaneConfig {
   /** gRPC host:port of control-plane replicas; any one will do. */
@@ -45,7 +46,7 @@ function readPriceTables(env: Env): PriceTables {
 function readPositiveInteger(env: Env, variable: string, fallback: number): number {
   const text = readOptional(env, variable);
   if (text === undefined) return fallback;
-  if (!/^\d+$/.test(text) || Number(text) < 1) throw new ConfigError(variable, `must be a positive whole number, got ${JSON.stringify(text)}`);
+  if (!/^\d+$/.test(text) || Number(text) < 1) throw new ConfigError(variable, `must be a positive whole number, got ${quote(text)}`);
   return Number(text);
 }
 
@@ -55,7 +56,7 @@ export function compileDataPlaneConfig(env: Env): DataPlaneConfig {
     .map((item) => item.trim());
   for (const item of controlPlanes) {
     if (!/^[A-Za-z0-9.-]+:\d{1,5}$|^\[[0-9a-fA-F:]+\]:\d{1,5}$/.test(item)) {
-      throw new ConfigError('KEYBRAKE_CONTROL_PLANE', `${JSON.stringify(item)} must be host:port (no scheme)`);
+      throw new ConfigError('KEYBRAKE_CONTROL_PLANE', `${quote(item)} must be host:port (no scheme)`);
     }
   }
   const proxyAddress = parseListenAddress(env, 'KEYBRAKE_PROXY_ADDR', '127.0.0.1:8080');

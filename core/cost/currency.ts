@@ -5,6 +5,7 @@
  */
 import { CostRefusal, malformed, notPriced } from './refusal.js';
 import type { PriceTables } from './price-tables.js';
+import { quote } from '../quote.js';
 
 /** Currencies without a minor unit: an amount of 500 JPY is ¥500. */
 export const ZERO_DECIMAL_CURRENCIES: ReadonlySet<string> = new Set([
@@ -32,7 +33,7 @@ export function currencyExponent(currency: string): 0 | 2 | 3 {
 
 /** A currency parameter as Stripe reads it: three letters, any case; answered lower-case. */
 export function parseCurrency(text: string, field: string): string {
-  if (!CURRENCY_PARAM.test(text)) throw malformed(`${field} must be a three-letter ISO currency code, got ${JSON.stringify(text)}`);
+  if (!CURRENCY_PARAM.test(text)) throw malformed(`${field} must be a three-letter ISO currency code, got ${quote(text)}`);
   return text.toLowerCase();
 }
 
@@ -41,7 +42,7 @@ export function parseCurrency(text: string, field: string): string {
  * refused, because a vendor might read them differently from us.
  */
 export function parseMinorAmount(text: string, field: string): bigint {
-  if (!AMOUNT_DIGITS.test(text)) throw malformed(`${field} must be a whole number of the currency's minor unit in decimal digits, got ${JSON.stringify(text)}`);
+  if (!AMOUNT_DIGITS.test(text)) throw malformed(`${field} must be a whole number of the currency's minor unit in decimal digits, got ${quote(text)}`);
   if (text.length > MAX_AMOUNT_DIGITS) throw malformed(`${field} is out of range`);
   return BigInt(text);
 }

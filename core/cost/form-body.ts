@@ -7,6 +7,7 @@
  */
 import { malformed } from './refusal.js';
 import type { PricedRequest } from './types.js';
+import { quote } from '../quote.js';
 
 export interface FormPair {
   readonly key: string;
@@ -65,7 +66,7 @@ export function readFormPairs(request: PricedRequest): FormPair[] {
   const type = mediaType(request.contentType);
   // A POST without a Content-Type is read as a form by common server frameworks (Rack does).
   if (type !== '' && type !== FORM_MEDIA_TYPE) {
-    throw malformed(`expected an ${FORM_MEDIA_TYPE} body, got ${JSON.stringify(type)}`);
+    throw malformed(`expected an ${FORM_MEDIA_TYPE} body, got ${quote(type)}`);
   }
   requireEncodedAscii(body, 'form body');
   return [...pairs, ...parsePairs(body.toString('latin1'), 'form body')];
@@ -98,19 +99,19 @@ function insert(root: FormMap, path: readonly string[], value: string, key: stri
     const last = i === path.length - 1;
     if (segment === '') {
       // `x[]=a&x[]=b` appends; `x[][y]=…` groups by a rule parsers disagree on.
-      if (!last) throw malformed(`parameter ${JSON.stringify(key)}: "[]" is only accepted as the last bracket; use indexes`);
+      if (!last) throw malformed(`parameter ${quote(key)}: "[]" is only accepted as the last bracket; use indexes`);
       segment = String(node.size);
     }
     const existing = node.get(segment);
     if (last) {
       if (existing !== undefined) {
-        throw malformed(`parameter ${JSON.stringify(describeKey([...path.slice(0, i), segment]))} is given more than once (or as both a value and an object)`);
+        throw malformed(`parameter ${quote(describeKey([...path.slice(0, i), segment]))} is given more than once (or as both a value and an object)`);
       }
       node.set(segment, value);
       return;
     }
     if (typeof existing === 'string') {
-      throw malformed(`parameter ${JSON.stringify(describeKey(path.slice(0, i + 1)))} is given both as a value and as an object`);
+      throw malformed(`parameter ${quote(describeKey(path.slice(0, i + 1)))} is given both as a value and as an object`);
     }
     if (existing === undefined) {
       const child: FormMap = new Map();
@@ -127,7 +128,7 @@ export function parseBracketForm(pairs: readonly FormPair[]): FormMap {
   const root: FormMap = new Map();
   for (const { key, value } of pairs) {
     const path = splitBracketKey(key);
-    if (path === null) throw malformed(`parameter name ${JSON.stringify(key)} has unbalanced or stray brackets`);
+    if (path === null) throw malformed(`parameter name ${quote(key)} has unbalanced or stray brackets`);
     insert(root, path, value, key);
   }
   return root;
@@ -155,7 +156,7 @@ export function mapAt(root: FormMap, path: readonly string[]): FormMap | undefin
     if (next === undefined) return undefined;
     node = next;
   }
-  if (typeof node === 'string') throw malformed(`parameter ${describeKey(path)} must be an object or a list, got ${JSON.stringify(node)}`);
+  if (typeof node === 'string') throw malformed(`parameter ${describeKey(path)} must be an object or a list, got ${quote(node)}`);
   return node;
 }
 

@@ -5,6 +5,7 @@
  * currency (EUR 1.20 → 1_200_000), never a float.
  */
 import { describeType } from '../money.js';
+import { quote } from '../quote.js';
 
 /** A unit price by destination: the longest `byCountryCode` key that prefixes the number wins. */
 export interface CountryPrices {
@@ -84,7 +85,7 @@ function compileCountryPrices(value: unknown, field: string): CountryPrices {
   const byCountry = objectAt(object.byCountryCode, `${field}.byCountryCode`, null);
   const byCountryCode: Record<string, number> = {};
   for (const [prefix, price] of Object.entries(byCountry)) {
-    const entry = `${field}.byCountryCode[${JSON.stringify(prefix)}]`;
+    const entry = `${field}.byCountryCode[${quote(prefix)}]`;
     if (!DIAL_PREFIX.test(prefix)) throw new PriceTableError(entry, 'keys are E.164 digit prefixes without "+", e.g. "1" or "44"');
     byCountryCode[prefix] = micros(price, entry);
   }
@@ -94,7 +95,7 @@ function compileCountryPrices(value: unknown, field: string): CountryPrices {
 function compileExchangeRates(value: unknown): Record<string, ExchangeRate> {
   const rates: Record<string, ExchangeRate> = {};
   for (const [currency, rate] of Object.entries(objectAt(value, 'exchangeRates', null))) {
-    const field = `exchangeRates[${JSON.stringify(currency)}]`;
+    const field = `exchangeRates[${quote(currency)}]`;
     if (!CURRENCY_CODE.test(currency)) throw new PriceTableError(field, 'keys are lower-case ISO 4217 currency codes, e.g. "eur"');
     const microsPerMajorUnit = wholeNumber(
       objectAt(rate, field, ['microsPerMajorUnit']).microsPerMajorUnit,

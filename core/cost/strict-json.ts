@@ -5,6 +5,7 @@
  * a `__proto__` key is just a key.
  */
 import { malformed } from './refusal.js';
+import { quote } from '../quote.js';
 
 export type JsonValue = null | boolean | number | string | readonly JsonValue[] | JsonObject;
 export interface JsonObject {
@@ -114,7 +115,7 @@ class Parser {
       this.skipWhitespace();
       if (this.text[this.index] !== '"') throw this.fail('expected a property name');
       const key = this.string();
-      if (Object.hasOwn(object, key)) throw malformed(`${this.what} gives the property ${JSON.stringify(key)} more than once`);
+      if (Object.hasOwn(object, key)) throw malformed(`${this.what} gives the property ${quote(key)} more than once`);
       this.expect(':');
       object[key] = this.value(depth + 1);
       if (this.closes('}')) return object;

@@ -8,6 +8,7 @@ import { malformed } from './refusal.js';
 import { ceilDiv, minorToMicros, parseCurrency, parseMinorAmount, toSafeNumber } from './currency.js';
 import { listAt, mapAt, scalarAt, type FormMap, type FormNode } from './form-body.js';
 import type { PriceTables } from './price-tables.js';
+import { quote } from '../quote.js';
 
 /** `unit_amount_decimal` has up to 12 decimal places: totals are kept in 10^-12 minor units. */
 export const DECIMAL_SCALE = 12;
@@ -29,13 +30,13 @@ export function emptyTotal(): LineItemTotal {
 }
 
 function parseCount(text: string, field: string): bigint {
-  if (!COUNT.test(text)) throw malformed(`${field} must be a whole number in decimal digits, got ${JSON.stringify(text)}`);
+  if (!COUNT.test(text)) throw malformed(`${field} must be a whole number in decimal digits, got ${quote(text)}`);
   return BigInt(text);
 }
 
 function parseUnitAmountDecimal(text: string, field: string): bigint {
   const match = UNIT_AMOUNT_DECIMAL.exec(text);
-  if (match === null || text.length > 40) throw malformed(`${field} must be a decimal number with at most 12 decimal places, got ${JSON.stringify(text)}`);
+  if (match === null || text.length > 40) throw malformed(`${field} must be a decimal number with at most 12 decimal places, got ${quote(text)}`);
   const [, whole = '0', fraction = ''] = match;
   return BigInt(whole) * SCALE + BigInt(fraction.padEnd(DECIMAL_SCALE, '0'));
 }
@@ -70,7 +71,7 @@ export function addLineItems(params: FormMap, listName: string, fallbackCurrency
     if (priceId !== undefined && priceData !== undefined) throw malformed(`${field} gives both price and price_data`);
     const quantity = quantityOf(item, field, options.adjustable);
     if (priceId !== undefined) {
-      total.hidden.push(`${field} names the Price ${JSON.stringify(priceId)}, whose amount the request does not state`);
+      total.hidden.push(`${field} names the Price ${quote(priceId)}, whose amount the request does not state`);
       continue;
     }
     if (priceData === undefined) throw malformed(`${field} needs price or price_data`);

@@ -11,6 +11,7 @@ import { FREE, malformed, perCallEstimate } from './refusal.js';
 import { responseJson, settleFromEstimate, stringField } from './settlement.js';
 import { countSegments } from './sms-segments.js';
 import type { CostEstimate, KeyPricing, PricedRequest, Settlement, VendorResponse } from './types.js';
+import { quote } from '../quote.js';
 
 export const MAX_BODY_CHARACTERS = 1_600;
 const E164 = /^\+([1-9]\d{1,14})$/;
@@ -26,7 +27,7 @@ function parseDestination(to: string | undefined): Destination {
   if (phone !== null) return { kind: 'phone', digits: phone[1] ?? '' };
   const channel = CHANNEL_ADDRESS.exec(to);
   if (channel !== null) return { kind: 'channel', channel: (channel[1] ?? '').toLowerCase() };
-  throw malformed(`To must be an E.164 number such as +14155550100, got ${JSON.stringify(to)}`);
+  throw malformed(`To must be an E.164 number such as +14155550100, got ${quote(to)}`);
 }
 
 function destinationPrice(prices: CountryPrices, digits: string): { micros: number; where: string } {
@@ -67,7 +68,7 @@ function timeLimitSeconds(pairs: readonly FormPair[], tables: PriceTables): numb
   if (text === undefined) return tables.twilio.defaultCallTimeLimitSeconds;
   const seconds = SECONDS.test(text) ? Number(text) : Number.NaN;
   if (!(seconds >= 1 && seconds <= MAX_CALL_TIME_LIMIT_SECONDS)) {
-    throw malformed(`TimeLimit must be a whole number of seconds from 1 to ${MAX_CALL_TIME_LIMIT_SECONDS}, got ${JSON.stringify(text)}`);
+    throw malformed(`TimeLimit must be a whole number of seconds from 1 to ${MAX_CALL_TIME_LIMIT_SECONDS}, got ${quote(text)}`);
   }
   return seconds;
 }
