@@ -266,5 +266,7 @@ export function auditEntryToJson(entry: AuditEntry): Record<string, unknown> {
     replayed: entry.replayed,
     dataplane_id: entry.dataplaneId,
     latency_ms: entry.latencyMs,
+    call_count: entry.callCount === 0 ? 1 : entry.callCount,
+    flag: text(entry.flag),
   };
 }

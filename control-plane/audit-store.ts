@@ -7,7 +7,9 @@ import type pg from 'pg';
 
 import type { Logger } from '../core/logger.js';
 import { invalidField } from '../core/operator-error.js';
+import { boundText } from '../core/audit-record-bounds.js';
 import type { AuditRecord } from '../gen/keybrake/v1/dataplane.js';
+import { minimalRecord, type ReadAuditBatch, type StoredRecord } from './audit-batch.js';
 
 export interface AuditFilter {
   readonly idempotencyKey?: string;
@@ -44,37 +46,56 @@ export interface AuditRow {
   readonly dataplaneId: string;
   readonly latencyMs: number;
   readonly replayed: boolean;
+  readonly callCount: number;
+  readonly flag: string;
 }
 
 const COLUMNS = [
   'ts', 'dataplane_id', 'incarnation', 'seq', 'key_id', 'label', 'vendor', 'method', 'path', 'status', 'decision', 'reason', 'amount', 'currency',
   'estimated_usd_micros', 'usd_micros', 'idempotency_key', 'vendor_request_id', 'vendor_object_id', 'stripe_charge_id', 'replayed', 'latency_ms',
-] as const;
-
-/** The PostgreSQL type of each column, in COLUMNS order. */
-const COLUMN_TYPES = [
-  'timestamptz', 'text', 'text', 'bigint', 'text', 'text', 'text', 'text', 'text', 'integer', 'text', 'text', 'bigint', 'text',
-  'bigint', 'bigint', 'text', 'text', 'text', 'text', 'boolean', 'integer',
+  'call_count', 'flag',
 ] as const;
 
 /**
- * The JSON path of `insert`: $1 the data plane, $2 a JSON array of spooled records (their
- * AuditRecord field names). Empty texts become NULL and a negative amount "none", as in the
- * unnest path. PostgreSQL's json functions take the last of duplicate keys, as JSON.parse does in
- * readAuditBatch (json, not jsonb: cheaper to read once).
+ * $1 the data plane, $2 a JSON array of records (their AuditRecord field names, plus `flag`
+ * when the control plane changed one). Empty texts become NULL and a negative amount "none".
+ * PostgreSQL's json functions take the last of duplicate keys, as JSON.parse does in
+ * readAuditBatch (json, not jsonb: cheaper to read once). Lines from data planes that predate
+ * `callCount` stand for one call.
  */
 const INSERT_JSON_SQL = `INSERT INTO audit_records (${COLUMNS.join(',')})
   SELECT 'epoch'::timestamptz + r."tsUnixMs" * interval '1 millisecond', $1, r.incarnation, r.seq, nullif(r."keyId", ''), nullif(r.label, ''),
     r.vendor, r.method, r.path, r.status, r.decision, nullif(r.reason, ''), CASE WHEN r.amount < 0 THEN NULL ELSE r.amount END, nullif(r.currency, ''),
     r."estimatedUsdMicros", r."usdMicros", nullif(r."idempotencyKey", ''), nullif(r."vendorRequestId", ''), nullif(r."vendorObjectId", ''),
-    nullif(r."stripeChargeId", ''), r.replayed, r."latencyMs"
+    nullif(r."stripeChargeId", ''), r.replayed, r."latencyMs", greatest(coalesce(r."callCount", 0), 1), nullif(r.flag, '')
   FROM json_to_recordset($2::json) AS r(
     "tsUnixMs" bigint, incarnation text, seq bigint, "keyId" text, label text, vendor text, method text, path text, status integer, decision text, reason text,
     amount bigint, currency text, "estimatedUsdMicros" bigint, "usdMicros" bigint, "idempotencyKey" text, "vendorRequestId" text, "vendorObjectId" text,
-    "stripeChargeId" text, replayed boolean, "latencyMs" integer)
+    "stripeChargeId" text, replayed boolean, "latencyMs" integer, "callCount" integer, flag text)
   ON CONFLICT DO NOTHING`;
 
 const DAY_MS = 86_400_000;
+
+/** What storing a batch took beyond the ordinary: records stored with a flag, lines kept aside. */
+export interface InsertOutcome {
+  readonly flagged: number;
+  readonly quarantined: number;
+}
+
+/**
+ * PostgreSQL refused the data itself: a data exception (class 22), a constraint (23) or a
+ * program limit such as an index row too large (54). Retrying the same record cannot help.
+ * Anything else (a lost connection, a full disk, a missing table) is the database's state and
+ * is retried with the whole batch.
+ */
+function isRecordProblem(error: unknown): boolean {
+  const code = String((error as { code?: unknown }).code ?? '');
+  return code.startsWith('22') || code.startsWith('23') || code.startsWith('54');
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
 
 export class AuditStore {
   constructor(
@@ -83,40 +104,68 @@ export class AuditStore {
   ) {}
 
   /**
-   * Inserts a batch in one statement; records already stored are ignored. A batch that
-   * readAuditBatch found well formed goes as its own JSON lines (`jsonRows`): PostgreSQL maps
-   * them to columns, the control plane builds nothing per record. Otherwise one array parameter
-   * per column (unnest), from the sanitised records. Either way the statement is the same
-   * whatever the batch size: PostgreSQL parses a few parameters instead of 22 per row. Should
-   * PostgreSQL still refuse a JSON batch's data, it goes again the sanitised way.
+   * Stores a batch in one statement; records already stored are ignored (idempotent on data
+   * plane, incarnation and sequence). Should PostgreSQL refuse the batch for something a record
+   * holds, each record is stored on its own, so the one it refuses cannot hold back the others:
+   * that record is stored again without its caller-supplied text and flagged, or, if even that
+   * is refused, kept in audit_quarantine. Lines that are not records go there too.
    */
-  async insert(dataplaneId: string, records: readonly AuditRecord[], jsonRows: string | null = null): Promise<void> {
-    if (records.length === 0) return;
-    if (jsonRows !== null) {
+  async insert(dataplaneId: string, batch: ReadAuditBatch): Promise<InsertOutcome> {
+    const { records, unreadable } = batch;
+    let flagged = records.reduce((n, r) => n + (r.flag === '' ? 0 : 1), 0);
+    let quarantined = 0;
+    if (records.length > 0) {
       try {
-        await this.pool.query({ name: 'keybrake-audit-insert-json', text: INSERT_JSON_SQL, values: [dataplaneId, jsonRows] });
-        return;
+        await this.insertRows(dataplaneId, records);
       } catch (error) {
-        // Class 22 is "data exception": a value the checks let through. Anything else (a lost connection) is the caller's.
-        if (!String((error as { code?: unknown }).code ?? '').startsWith('22')) throw error;
-        this.logger.warn({ err: error instanceof Error ? error.message : String(error), dataplane_id: dataplaneId }, 'PostgreSQL refused an audit batch as JSON; storing it field by field');
+        if (!isRecordProblem(error)) throw error;
+        this.logger.warn({ err: messageOf(error), dataplane_id: dataplaneId }, 'PostgreSQL refused an audit batch; storing its records one by one');
+        for (const stored of records) {
+          const outcome = await this.insertAlone(dataplaneId, stored);
+          if (outcome === 'flagged' && stored.flag === '') flagged++;
+          if (outcome === 'quarantined') quarantined++;
+        }
       }
     }
-    const columns: unknown[][] = COLUMNS.map(() => []);
-    for (const r of records) {
-      const row = [
-        new Date(r.tsUnixMs), dataplaneId, r.incarnation, r.seq, orNull(r.keyId), orNull(r.label), clean(r.vendor), clean(r.method), clean(r.path), r.status, r.decision,
-        orNull(r.reason), r.amount < 0 ? null : r.amount, orNull(r.currency), r.estimatedUsdMicros, r.usdMicros, orNull(r.idempotencyKey),
-        orNull(r.vendorRequestId), orNull(r.vendorObjectId), orNull(r.stripeChargeId), r.replayed, r.latencyMs,
-      ];
-      row.forEach((value, i) => columns[i]!.push(value));
+    for (const { line, error } of unreadable) {
+      await this.quarantine(dataplaneId, null, error, line);
+      quarantined++;
     }
-    const arrays = COLUMN_TYPES.map((type, i) => `$${i + 1}::${type}[]`).join(', ');
-    await this.pool.query({
-      name: 'keybrake-audit-insert',
-      text: `INSERT INTO audit_records (${COLUMNS.join(',')}) SELECT * FROM unnest(${arrays}) ON CONFLICT DO NOTHING`,
-      values: columns,
-    });
+    return { flagged, quarantined };
+  }
+
+  private async insertRows(dataplaneId: string, rows: readonly StoredRecord[]): Promise<void> {
+    const json = rows.length === 1 ? `[${rows[0]!.json}]` : `[${rows.map((r) => r.json).join(',')}]`;
+    await this.pool.query({ name: 'keybrake-audit-insert-json', text: INSERT_JSON_SQL, values: [dataplaneId, json] });
+  }
+
+  private async insertAlone(dataplaneId: string, stored: StoredRecord): Promise<'stored' | 'flagged' | 'quarantined'> {
+    try {
+      await this.insertRows(dataplaneId, [stored]);
+      return 'stored';
+    } catch (error) {
+      if (!isRecordProblem(error)) throw error;
+      const refusal = messageOf(error);
+      this.logger.error({ err: refusal, dataplane_id: dataplaneId, incarnation: stored.record.incarnation, seq: stored.record.seq }, 'PostgreSQL refused an audit record; storing it without its text fields');
+      try {
+        await this.insertRows(dataplaneId, [minimalRecord(stored, refusal)]);
+        return 'flagged';
+      } catch (again) {
+        if (!isRecordProblem(again)) throw again;
+        await this.quarantine(dataplaneId, stored.record, `${refusal}; then, stored without its text fields: ${messageOf(again)}`, stored.json);
+        return 'quarantined';
+      }
+    }
+  }
+
+  /** Keeps what could not be stored as a record, as bytes; the same line twice is kept once. */
+  private async quarantine(dataplaneId: string, record: AuditRecord | null, error: string, line: string): Promise<void> {
+    this.logger.error({ dataplane_id: dataplaneId, incarnation: record?.incarnation, seq: record?.seq, err: error }, 'an audit line could not be stored as a record; kept in audit_quarantine');
+    await this.pool.query(
+      `INSERT INTO audit_quarantine (dataplane_id, incarnation, seq, error, line, line_sha256) VALUES ($1, $2, $3, $4, $5, sha256($5))
+       ON CONFLICT (dataplane_id, line_sha256) DO NOTHING`,
+      [dataplaneId, record?.incarnation ?? null, record?.seq ?? null, boundText(error, 2000), Buffer.from(line, 'utf8')],
+    );
   }
 
   async recordGap(dataplaneId: string, incarnation: string, fromSeq: number, toSeq: number): Promise<void> {
@@ -182,15 +231,6 @@ export class AuditStore {
   }
 }
 
-function clean(value: string): string {
-  return value.replaceAll('\u0000', '');
-}
-
-/** PostgreSQL text cannot hold NUL: a vendor answer carrying one must not poison the batch. */
-function orNull(value: string): string | null {
-  return value === '' ? null : value.replaceAll('\u0000', '');
-}
-
 function toRow(row: Record<string, unknown>): AuditRow {
   const text = (column: string) => (row[column] === null || row[column] === undefined ? '' : String(row[column]));
   const ts = row['ts'] as Date;
@@ -216,6 +256,8 @@ function toRow(row: Record<string, unknown>): AuditRow {
     dataplaneId: text('dataplane_id'),
     latencyMs: Number(row['latency_ms']),
     replayed: row['replayed'] === true,
+    callCount: Number(row['call_count'] ?? 1),
+    flag: text('flag'),
   };
 }
 

@@ -87,7 +87,7 @@ export async function startControlPlane(config: ControlPlaneConfig, logger: Logg
   const sweeper = setInterval(() => {
     leases.sweep().then((expired) => metrics.leasesExpired.inc(expired)).catch((error: unknown) => logger.warn({ err: error instanceof Error ? error.message : String(error) }, 'lease sweep failed'));
   }, Math.max(500, Math.floor(config.leaseTtlMs / 4)));
-  const { server: grpcServer, health } = createGrpcServer({ service, dataPlaneService, logger });
+  const { server: grpcServer, health } = createGrpcServer({ service, dataPlaneService, dataplaneToken: config.dataplaneToken, logger });
   const checkReady = async () => {
     await store.ping();
     await pool.query('SELECT 1').catch((error: unknown) => {

@@ -10,9 +10,8 @@ import { Metadata, status, type ServerDuplexStream } from '@grpc/grpc-js';
 import type { Logger } from '../core/logger.js';
 import type { ConnectRequest, ConnectResponse, DataPlaneServiceServer } from '../gen/keybrake/v1/dataplane.js';
 import { constantTimeEqual } from './crypto.js';
-import type { AuditRecord } from '../gen/keybrake/v1/dataplane.js';
 import type { AuditStore } from './audit-store.js';
-import { readAuditBatch, type ReadAuditBatch } from './audit-batch.js';
+import { readAuditBatch, type ReadAuditBatch, type StoredRecord } from './audit-batch.js';
 import { pricedIntentsIn, type PricedIntentBroadcast } from './priced-intents.js';
 import type { LeaseService } from './lease-service.js';
 import type { ControlPlaneMetrics } from './metrics.js';
@@ -33,6 +32,8 @@ export interface DataPlaneServiceOptions {
 }
 
 export const DEFAULT_HEARTBEAT_INTERVAL_MS = 2000;
+const DATAPLANE_ID = /^[A-Za-z0-9._-]{1,64}$/;
+const INCARNATION = /^[0-9a-f]{1,64}$/;
 
 /** The data planes connected to this replica, by id. */
 export class DataPlaneStreams {
@@ -93,24 +94,27 @@ export function createDataPlaneService(options: DataPlaneServiceOptions): DataPl
       let auditChain: Promise<void> = Promise.resolve();
       let auditFailed = false;
       const lastSeqs = new Map<string, number>();
-      const resumesAfterFailure = (records: readonly AuditRecord[]) => {
+      const resumesAfterFailure = (records: readonly StoredRecord[]) => {
         const firstSeqs = new Map<string, number>();
-        for (const r of records) firstSeqs.set(r.incarnation, Math.min(firstSeqs.get(r.incarnation) ?? r.seq, r.seq));
+        for (const { record: r } of records) firstSeqs.set(r.incarnation, Math.min(firstSeqs.get(r.incarnation) ?? r.seq, r.seq));
         for (const [incarnation, first] of firstSeqs) if (first > (lastSeqs.get(incarnation) ?? 0) + 1 && lastSeqs.has(incarnation)) return false;
         return true;
       };
-      const ingest = async ({ records, jsonRows }: ReadAuditBatch) => {
+      const ingest = async (batch: ReadAuditBatch) => {
         if (auditFailed) {
-          if (!resumesAfterFailure(records)) return;
+          if (!resumesAfterFailure(batch.records)) return;
           auditFailed = false;
         }
+        const records = batch.records.map((stored) => stored.record);
         const byIncarnation = new Map<string, number[]>();
         for (const record of records) {
           const seqs = byIncarnation.get(record.incarnation);
           if (seqs === undefined) byIncarnation.set(record.incarnation, [record.seq]);
           else seqs.push(record.seq);
         }
-        await options.audit.insert(dataplaneId, records, jsonRows);
+        const { flagged, quarantined } = await options.audit.insert(dataplaneId, batch);
+        if (flagged > 0) options.metrics.auditRecordsFlagged.inc(flagged);
+        if (quarantined > 0) options.metrics.auditLinesQuarantined.inc(quarantined);
         const committedAt = Date.now();
         const priced = pricedIntentsIn(records);
         if (priced.length > 0) {
@@ -163,6 +167,11 @@ export function createDataPlaneService(options: DataPlaneServiceOptions): DataPl
           return;
         }
         if (request.hello === undefined || unsubscribe !== null) return;
+        // Both name every audit row this stream stores (and its primary key): bounded like the data plane's own config.
+        if (!DATAPLANE_ID.test(request.hello.dataplaneId) || !INCARNATION.test(request.hello.incarnation)) {
+          call.emit('error', { code: status.INVALID_ARGUMENT, details: 'hello: dataplane_id must be 1-64 of A-Z a-z 0-9 . _ - and incarnation 1-64 hex digits', metadata: new Metadata() });
+          return;
+        }
         dataplaneId = request.hello.dataplaneId;
         const incarnation = request.hello.incarnation;
         unregister = options.streams.add(dataplaneId, send);

@@ -11,6 +11,8 @@ export interface ControlPlaneMetrics {
   readonly usageReports: Counter;
   readonly leasesExpired: Counter;
   readonly auditRecords: Counter;
+  readonly auditRecordsFlagged: Counter;
+  readonly auditLinesQuarantined: Counter;
   readonly auditLag: Histogram;
 }
 
@@ -24,6 +26,16 @@ export function createControlPlaneMetrics(): ControlPlaneMetrics {
     usageReports: new Counter({ name: 'keybrake_usage_reports_total', help: 'Usage reports applied to the ledger', registers: [registry] }),
     leasesExpired: new Counter({ name: 'keybrake_lease_expiries_total', help: 'Accounts in which a silent data plane’s lease was expired (its unreported grant is at risk)', registers: [registry] }),
     auditRecords: new Counter({ name: 'keybrake_audit_records_total', help: 'Audit records committed to PostgreSQL (duplicates included)', registers: [registry] }),
+    auditRecordsFlagged: new Counter({
+      name: 'keybrake_audit_records_flagged_total',
+      help: 'Audit records stored with a flag: fields the control plane cut or cleaned, or stored without their text after PostgreSQL refused them',
+      registers: [registry],
+    }),
+    auditLinesQuarantined: new Counter({
+      name: 'keybrake_audit_lines_quarantined_total',
+      help: 'Lines from data planes that could not be stored as audit records at all, kept in audit_quarantine (should stay 0)',
+      registers: [registry],
+    }),
     auditLag: new Histogram({
       name: 'keybrake_audit_lag_seconds',
       help: 'From the data plane answering a call to its record being committed',

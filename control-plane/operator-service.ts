@@ -257,6 +257,7 @@ export class OperatorService {
         decision: row.decision, reason: row.reason, amount: row.amount ?? -1, currency: row.currency, usdMicros: row.usdMicros,
         estimatedUsdMicros: row.estimatedUsdMicros, idempotencyKey: row.idempotencyKey, vendorRequestId: row.vendorRequestId,
         vendorObjectId: row.vendorObjectId, stripeChargeId: row.stripeChargeId, dataplaneId: row.dataplaneId, latencyMs: row.latencyMs, replayed: row.replayed,
+        callCount: row.callCount, flag: row.flag,
       })),
       nextCursor,
     };

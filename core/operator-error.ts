@@ -9,6 +9,7 @@ export const OPERATOR_ERROR_CODES = {
   permission_denied: { http: 403, grpc: 7 /* PERMISSION_DENIED */ },
   not_found: { http: 404, grpc: 5 /* NOT_FOUND */ },
   conflict: { http: 409, grpc: 10 /* ABORTED */ },
+  payload_too_large: { http: 413, grpc: 8 /* RESOURCE_EXHAUSTED */ },
   unimplemented: { http: 501, grpc: 12 /* UNIMPLEMENTED */ },
   unavailable: { http: 503, grpc: 14 /* UNAVAILABLE */ },
   internal: { http: 500, grpc: 13 /* INTERNAL */ },

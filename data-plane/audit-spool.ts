@@ -12,6 +12,7 @@
 import { closeSync, fstatSync, mkdirSync, openSync, readdirSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 
+import { boundAuditRecord } from '../core/audit-record-bounds.js';
 import type { AuditRecord } from '../gen/keybrake/v1/dataplane.js';
 
 export interface AuditSpoolOptions {
@@ -92,6 +93,8 @@ export class AuditSpool {
    * or `flush` writes it.
    */
   append(record: AuditRecord): AuditRecord {
+    // Every field storable, whatever a caller or a vendor put in it (core/audit-record-bounds.ts).
+    boundAuditRecord(record);
     record.seq = this.nextSeq;
     record.incarnation = this.options.incarnation;
     const line = `${JSON.stringify(record)}\n`;
@@ -142,6 +145,11 @@ export class AuditSpool {
     const text = this.unwritten.length === 1 ? this.unwritten[0]! : this.unwritten.join('');
     this.unwritten = [];
     writeSync(this.active.fd, text);
+  }
+
+  /** Past half of what it may hold: refusals that name no known key stop getting records of their own. */
+  isHalfFull(): boolean {
+    return this.unackedBytes * 2 >= this.options.maxBytes;
   }
 
   /** True when forwarding must stop: the spool holds as much unacknowledged audit as it may. */

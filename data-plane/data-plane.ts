@@ -21,6 +21,7 @@ import { AuditSpool } from './audit-spool.js';
 import { SpendGate } from './spend-gate.js';
 import { PricedIntents } from './priced-intents.js';
 import { ReplayableCalls } from './replayable-calls.js';
+import { UnkeyedRefusals } from './unkeyed-refusals.js';
 
 export interface RunningDataPlane {
   readonly port: number;
@@ -70,14 +71,27 @@ export async function startDataPlane(config: DataPlaneConfig, logger: Logger): P
   book = new LeaseBook({ dataplaneId: config.dataplaneId, incarnation: link.incarnation });
   const leaseBook = book;
   gate = new SpendGate({ book, send: (messages) => link.send(messages) });
+  const unkeyedRefusals = new UnkeyedRefusals();
+  const spoolAggregates = (force: boolean) => {
+    const aggregates = unkeyedRefusals.flush(performance.now(), force);
+    if (aggregates.length === 0) return;
+    for (const record of aggregates) spool.append(record);
+    try {
+      spool.flush();
+    } catch (error) {
+      logger.error({ err: error instanceof Error ? error.message : String(error) }, 'could not write the audit spool');
+    }
+    auditShipper.recordSpooled();
+  };
   const ticker = setInterval(() => {
     const messages = leaseBook.tick(performance.now());
     if (messages.length > 0) link.send(messages);
+    spoolAggregates(false);
     auditShipper.pump();
   }, 200);
-  const metrics = createDataPlaneMetrics(cache, pricedIntents);
+  const metrics = createDataPlaneMetrics(cache, pricedIntents, unkeyedRefusals);
   const proxy = createProxyHandler({
-    cache, upstreams, logger, gate, spool, onSpooled: () => auditShipper.recordSpooled(), pricedIntents, replayableCalls: new ReplayableCalls(),
+    cache, upstreams, logger, gate, spool, onSpooled: () => auditShipper.recordSpooled(), pricedIntents, replayableCalls: new ReplayableCalls(), unkeyedRefusals,
     priceTables: config.priceTables, leaseTtlMs: config.leaseTtlMs, maxBodyBytes: config.maxBodyBytes,
   });
 
@@ -96,7 +110,10 @@ export async function startDataPlane(config: DataPlaneConfig, logger: Logger): P
   });
   // Counting headers is ours to do (MAX_HEADER_COUNT); node would silently drop extras.
   server.maxHeadersCount = 0;
-  server.on('clientError', (error: NodeJS.ErrnoException, socket: Duplex) => answerClientError(error, socket));
+  server.on('clientError', (error: NodeJS.ErrnoException, socket: Duplex) => {
+    metrics.clientErrors.inc({ code: clientErrorCode(error) });
+    answerClientError(error, socket);
+  });
 
   link.start();
   await new Promise<void>((resolve, reject) => {
@@ -115,6 +132,7 @@ export async function startDataPlane(config: DataPlaneConfig, logger: Logger): P
         server.close(() => resolve());
         server.closeAllConnections();
       });
+      spoolAggregates(true);
       // Give the control plane a moment to take the last audit records; what it does not take
       // stays in the spool and is replayed on the next start.
       for (let waited = 0; spool.pendingCount > 0 && waited < 2000; waited += 50) {
@@ -147,6 +165,12 @@ function answerProbe(request: IncomingMessage, response: ServerResponse, cache: 
   const body = JSON.stringify(path === '/healthz' ? { status: 'ok' } : { status: ready ? 'ready' : 'not_ready', keys: cache.keyCount, revision: cache.revision });
   response.writeHead(ready ? 200 : 503, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) }).end(body);
   return true;
+}
+
+/** Node's code for a parser refusal, as a metric label: one of a small fixed set. */
+function clientErrorCode(error: NodeJS.ErrnoException): string {
+  const code = error.code ?? '';
+  return /^(?:HPE_[A-Z_]{1,40}|ERR_HTTP_REQUEST_TIMEOUT|ECONNRESET|EPIPE)$/.test(code) ? code : 'other';
 }
 
 /** Requests node rejects before our handler runs still get a JSON answer and a Keybrake-Error. */

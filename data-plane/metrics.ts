@@ -1,14 +1,17 @@
 /**
  * Prometheus metrics of one data plane, fed by the diagnostics channels and the policy cache.
  */
-import { Gauge, Registry, collectDefaultMetrics, type Metric } from 'prom-client';
+import { Counter, Gauge, Registry, collectDefaultMetrics, type Metric } from 'prom-client';
 
 import { proxiedCallChannel, type ProxiedCallEvent } from './events.js';
 import type { PolicyCache } from './policy-cache.js';
 import type { PricedIntents } from './priced-intents.js';
+import type { UnkeyedRefusals } from './unkeyed-refusals.js';
 
 export interface DataPlaneMetrics {
   readonly registry: Registry;
+  /** Requests node's HTTP parser refused before the proxy saw them, by node's error code. */
+  readonly clientErrors: Counter<'code'>;
   close(): void;
 }
 
@@ -104,12 +107,26 @@ function scrapedMetric(name: string, help: string, type: 'counter' | 'histogram'
   return metric as unknown as Metric;
 }
 
-export function createDataPlaneMetrics(cache: PolicyCache, pricedIntents: PricedIntents): DataPlaneMetrics {
+export function createDataPlaneMetrics(cache: PolicyCache, pricedIntents: PricedIntents, unkeyedRefusals: UnkeyedRefusals): DataPlaneMetrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'keybrake_dataplane_' });
   const calls = new CallMetrics();
   registry.registerMetric(scrapedMetric(CALLS_NAME, CALLS_HELP, 'counter', () => calls.callValues()));
   registry.registerMetric(scrapedMetric(DURATION_NAME, DURATION_HELP, 'histogram', () => calls.durationValues()));
+  registry.registerMetric(
+    scrapedMetric(
+      'keybrake_audit_unkeyed_refusals_aggregated_total',
+      'Refused calls that named no known vault key and, beyond the sampling budget, were counted into an aggregate audit record instead of one of their own',
+      'counter',
+      () => [{ labels: {}, value: unkeyedRefusals.aggregatedCalls }],
+    ),
+  );
+  const clientErrors = new Counter({
+    name: 'keybrake_proxy_client_errors_total',
+    help: "Requests node's HTTP parser refused before the proxy saw them (malformed, headers too large, timed out), by node's error code",
+    labelNames: ['code'] as const,
+    registers: [registry],
+  });
   new Gauge({
     name: 'keybrake_policy_keys',
     help: 'Vault keys this data plane holds a policy for',
@@ -136,5 +153,5 @@ export function createDataPlaneMetrics(cache: PolicyCache, pricedIntents: Priced
   });
   const onCall = (message: unknown) => calls.record(message as ProxiedCallEvent);
   proxiedCallChannel.subscribe(onCall);
-  return { registry, close: () => proxiedCallChannel.unsubscribe(onCall) };
+  return { registry, clientErrors, close: () => proxiedCallChannel.unsubscribe(onCall) };
 }

@@ -11,7 +11,8 @@ import type { Vendor } from '../core/vendors.js';
 import { HOP_BY_HOP_HEADERS, METHOD_OVERRIDE_HEADERS } from './canonical-request.js';
 import type { CachedKey, PolicyCache } from './policy-cache.js';
 import { malformed, ProxyError } from './proxy-error.js';
-import type { VendorAdapter, VendorCredential } from './vendors/index.js';
+import { quote } from '../core/quote.js';
+import { basicCredentials, bearerToken, type VendorAdapter, type VendorCredential } from './vendors/index.js';
 
 export const MAX_HEADER_COUNT = 100;
 export const UNKNOWN_KEY_MESSAGE = 'unknown vault key';
@@ -23,13 +24,40 @@ const NEVER_FORWARDED = new Set([
   ...METHOD_OVERRIDE_HEADERS,
 ]);
 
+/** Stripe's bound; Resend's keys are shorter still. The audit trail stores the key as sent. */
+export const MAX_IDEMPOTENCY_KEY_LENGTH = 255;
+const IDEMPOTENCY_KEY_CHARS = /^[\x20-\x7e]*$/;
+
 export function checkRequestHeaders(rawHeaders: readonly string[], headers: IncomingHttpHeaders): void {
   if (rawHeaders.length / 2 > MAX_HEADER_COUNT) throw new ProxyError('headers_too_large', `more than ${MAX_HEADER_COUNT} request headers`);
+  checkIdempotencyKey(rawHeaders);
+  // A body the proxy would price as one thing while the vendor decodes it as another.
+  const encoding = headers['content-encoding'];
+  if (encoding !== undefined && encoding.trim().toLowerCase() !== 'identity') {
+    throw malformed(`Content-Encoding ${quote(encoding)} is refused: send the request body unencoded, so that what is priced is what the vendor reads`);
+  }
   for (const name of METHOD_OVERRIDE_HEADERS) {
     if (headers[name] !== undefined) throw malformed(`method-override header ${name} is refused`);
   }
   if (headers['transfer-encoding'] !== undefined && headers['content-length'] !== undefined) {
     throw malformed('both Transfer-Encoding and Content-Length are set');
+  }
+}
+
+/**
+ * One Idempotency-Key of at most 255 printable ASCII characters, or none. Two would be joined
+ * by node into one value that neither the vendor nor the audit trail would read the same way.
+ */
+function checkIdempotencyKey(rawHeaders: readonly string[]): void {
+  let seen = false;
+  for (let i = 0; i < rawHeaders.length; i += 2) {
+    const name = rawHeaders[i]!;
+    if (name.length !== 15 || name.toLowerCase() !== 'idempotency-key') continue;
+    if (seen) throw malformed('Idempotency-Key is given more than once');
+    seen = true;
+    const value = rawHeaders[i + 1]!;
+    if (value.length > MAX_IDEMPOTENCY_KEY_LENGTH) throw malformed(`Idempotency-Key is longer than ${MAX_IDEMPOTENCY_KEY_LENGTH} characters (${value.length})`);
+    if (!IDEMPOTENCY_KEY_CHARS.test(value)) throw malformed('Idempotency-Key must be printable ASCII');
   }
 }
 
@@ -51,12 +79,27 @@ export function authenticate(cache: PolicyCache, adapter: VendorAdapter, headers
     if (!isWellFormedSecret(presented, 'vaultKey')) throw new ProxyError('vault_key_invalid', 'not a Keybrake vault key (kbv_…) or mistyped');
     throw new ProxyError('vault_key_invalid', UNKNOWN_KEY_MESSAGE);
   }
-  if (key.policy.revoked) throw new ProxyError('vault_key_revoked', `vault key ${key.policy.id} was revoked`);
+  const subject = key.policy;
+  if (key.policy.revoked) throw new ProxyError('vault_key_revoked', `vault key ${key.policy.id} was revoked`, { subject });
   if (wallNowMs >= key.policy.expiresAtUnixMs) {
-    throw new ProxyError('vault_key_expired', `vault key ${key.policy.id} expired at ${new Date(key.policy.expiresAtUnixMs).toISOString()}`);
+    throw new ProxyError('vault_key_expired', `vault key ${key.policy.id} expired at ${new Date(key.policy.expiresAtUnixMs).toISOString()}`, { subject });
   }
-  if (key.vendor !== adapter.vendor) throw new ProxyError('vault_key_invalid', `vault key ${key.policy.id} is for ${key.vendor}, not ${adapter.vendor}`);
+  if (key.vendor !== adapter.vendor) throw new ProxyError('vault_key_invalid', `vault key ${key.policy.id} is for ${key.vendor}, not ${adapter.vendor}`, { subject });
   return key;
+}
+
+/**
+ * The known key a request presents, wherever an SDK puts it (Bearer, Basic user or password),
+ * for the audit record of a call refused before its key was looked at (a malformed target, a
+ * bad header): every call made with a known key keeps a record of its own under that key.
+ * Only on refusals; null when no presented key is known.
+ */
+export function identifyPresentedKey(cache: PolicyCache, headers: IncomingHttpHeaders): CachedKey | null {
+  const bearer = bearerToken(headers);
+  if (bearer !== null) return cache.lookup(bearer);
+  const basic = basicCredentials(headers);
+  if (basic === null) return null;
+  return cache.lookup(basic[0]) ?? (basic[1] === '' ? null : cache.lookup(basic[1]));
 }
 
 /**

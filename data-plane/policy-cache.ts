@@ -17,6 +17,9 @@ export interface CachedKey {
   readonly allowlist: readonly EndpointPattern[];
 }
 
+/** Calls waiting at once for a key that may be on its way; more do not wait. */
+const MAX_KEY_WAITERS = 1000;
+
 /** Vault keys whose hash is remembered: the busy ones (keys are short-lived). */
 const RECENT_HASHES = 10_000;
 
@@ -32,23 +35,31 @@ export class PolicyCache {
    */
   private readonly recentHashes = new GenerationalMap<string>(RECENT_HASHES);
   private lastHeardMs: number | null = null;
-  private keyWaiters: (() => void)[] = [];
+  private readonly keyWaiters = new Set<() => void>();
   revision = 0;
 
   /**
    * Resolves at the next key update (or after `timeoutMs`). A pipeline step that issues a key
-   * and calls at once can beat the key's push to this data plane by a few milliseconds.
+   * and calls at once can beat the key's push to this data plane by a few milliseconds. A waiter
+   * that times out leaves nothing behind; past MAX_KEY_WAITERS at once (a flood of unknown
+   * keys) a call does not wait at all.
    */
   nextKeyUpdate(timeoutMs: number): Promise<void> {
+    if (this.keyWaiters.size >= MAX_KEY_WAITERS) return Promise.resolve();
     return new Promise((resolve) => {
-      const timer = setTimeout(done, timeoutMs);
       const waiters = this.keyWaiters;
-      function done() {
+      const done = () => {
         clearTimeout(timer);
+        waiters.delete(done);
         resolve();
-      }
-      waiters.push(done);
+      };
+      const timer = setTimeout(done, timeoutMs);
+      waiters.add(done);
     });
+  }
+
+  get keyWaiterCount(): number {
+    return this.keyWaiters.size;
   }
 
   /** A new stream's welcome: the pepper. Nothing is served until a snapshot follows. */
@@ -84,7 +95,7 @@ export class PolicyCache {
       this.hashById.set(policy.id, policy.keyHash);
     }
     this.advance(revision, nowMs);
-    for (const wake of this.keyWaiters.splice(0)) wake();
+    for (const wake of [...this.keyWaiters]) wake();
   }
 
   applyKeyRemoval(id: string, revision: number, nowMs: number): void {

@@ -32,13 +32,20 @@ export class ProxyError extends Error {
   readonly retryAfterSeconds: number | undefined;
   /** For upstream failures: true when the request certainly never reached the vendor. */
   readonly notSent: boolean;
+  /** The known vault key a refusal concerns (revoked, expired, another vendor's), for its audit record. */
+  readonly subject: { readonly id: string; readonly label: string } | undefined;
 
-  constructor(code: ProxyErrorCode, rawMessage: string, options?: { cause?: unknown; retryAfterSeconds?: number; notSent?: boolean }) {
+  constructor(
+    code: ProxyErrorCode,
+    rawMessage: string,
+    options?: { cause?: unknown; retryAfterSeconds?: number; notSent?: boolean; subject?: { readonly id: string; readonly label: string } },
+  ) {
     super(`[${code}] ${rawMessage}`, options);
     this.code = code;
     this.rawMessage = rawMessage;
     this.retryAfterSeconds = options?.retryAfterSeconds;
     this.notSent = options?.notSent ?? false;
+    this.subject = options?.subject;
   }
 
   get status(): number {

@@ -18,6 +18,7 @@ import {
   checkGuardedHeaders,
   checkRequestHeaders,
   downstreamHeaders,
+  identifyPresentedKey,
   requireCredential,
   requireFreshPolicy,
   upstreamHeaders,
@@ -28,6 +29,7 @@ import type { AuditRecord } from '../gen/keybrake/v1/dataplane.js';
 import type { AuditSpool } from './audit-spool.js';
 import { createsIntent, intentSettledBefore, type PricedIntents } from './priced-intents.js';
 import type { ReplayableCalls } from './replayable-calls.js';
+import type { UnkeyedRefusals } from './unkeyed-refusals.js';
 import type { Reservation } from './lease-book.js';
 import { formatMicrosAsUsd as formatUsd } from '../core/money.js';
 import { scrubBuffer, scrubText } from './scrub.js';
@@ -45,6 +47,8 @@ export interface ProxyOptions {
   readonly spool: AuditSpool;
   readonly pricedIntents: PricedIntents;
   readonly replayableCalls: ReplayableCalls;
+  /** Samples refusals that name no known key (their records are bounded, not one per request). */
+  readonly unkeyedRefusals: UnkeyedRefusals;
   /** Called after each record is spooled (the shipper sends it on). */
   readonly onSpooled?: () => void;
   readonly monotonicNow?: () => number;
@@ -72,8 +76,10 @@ export function createProxyHandler(options: ProxyOptions): (request: IncomingMes
     const draft: AuditRecord = {
       seq: 0, incarnation: '', tsUnixMs: wallNow(), keyId: '', label: '', vendor: 'stripe', method: request.method ?? '', path: '', status: 0, decision: 'denied', reason: '',
       amount: -1, currency: '', estimatedUsdMicros: 0, usdMicros: 0, idempotencyKey: headerText(request.headers['idempotency-key']),
-      vendorRequestId: '', vendorObjectId: '', stripeChargeId: '', replayed: false, latencyMs: 0,
+      vendorRequestId: '', vendorObjectId: '', stripeChargeId: '', replayed: false, latencyMs: 0, callCount: 0,
     };
+    // Whether the presented vault key has been looked up (a refusal before that looks it up for the record).
+    let lookedUp = false;
     let reply: Reply;
     try {
       checkRequestHeaders(request.rawHeaders, request.headers);
@@ -82,6 +88,7 @@ export function createProxyHandler(options: ProxyOptions): (request: IncomingMes
       draft.vendor = adapter.vendor;
       const requestedPath = `/${target.segments.join('/')}`;
       draft.path = requestedPath;
+      lookedUp = true;
       requireFreshPolicy(cache, monotonicNow(), options.leaseTtlMs);
       const found = authenticateOrWait(cache, adapter, request);
       const key = found instanceof Promise ? await found : found;
@@ -167,9 +174,25 @@ export function createProxyHandler(options: ProxyOptions): (request: IncomingMes
       if (error.code === 'internal_error') logger.error({ err: reason, method: request.method }, 'proxy request failed');
       reply = denialReply(adapter, error);
       draft.reason = error.code;
+      if (draft.keyId === '') {
+        const known = error.subject ?? (lookedUp ? null : identifyPresentedKey(cache, request.headers)?.policy ?? null);
+        if (known !== null) {
+          draft.keyId = known.id;
+          draft.label = known.label;
+        }
+      }
     }
     draft.status = reply.status;
     draft.latencyMs = Math.round(monotonicNow() - started);
+    const publish = () =>
+      publishCall({ vendor: adapter.vendor, decision: draft.decision === 'allowed' ? 'allowed' : 'denied', code: draft.reason === '' ? null : (draft.reason as ProxyErrorCode), status: reply.status, durationMs: monotonicNow() - started });
+    // A refusal that names no known key is sampled (unkeyed-refusals.ts): beyond the budget it is counted, not spooled.
+    if (draft.keyId === '' && !options.unkeyedRefusals.admit(monotonicNow(), spool.isHalfFull())) {
+      options.unkeyedRefusals.count(draft);
+      answer(response, reply, logger, '');
+      publish();
+      return;
+    }
     let appendError: Error | null = null;
     try {
       spool.append(draft);
@@ -182,21 +205,25 @@ export function createProxyHandler(options: ProxyOptions): (request: IncomingMes
       // The answer still goes out (for a forwarded call the money has moved); the gap shows in the log.
       const error = appendError ?? writeError;
       if (error !== null) logger.error({ err: error.message, key_id: draft.keyId }, 'could not write the audit spool');
-      try {
-        if (response.headersSent) {
-          response.destroy();
-        } else {
-          response.writeHead(reply.status, reply.headers);
-          response.end(reply.body);
-        }
-      } catch (failure) {
-        // A header node refuses to send (an upstream's invalid characters): no half answer.
-        logger.error({ err: failure instanceof Error ? failure.message : String(failure), key_id: draft.keyId }, 'could not send the answer');
-        response.destroy();
-      }
-      publishCall({ vendor: adapter.vendor, decision: draft.decision === 'allowed' ? 'allowed' : 'denied', code: draft.reason === '' ? null : (draft.reason as ProxyErrorCode), status: reply.status, durationMs: monotonicNow() - started });
+      answer(response, reply, logger, draft.keyId);
+      publish();
     });
   };
+}
+
+function answer(response: ServerResponse, reply: Reply, logger: Logger, keyId: string): void {
+  try {
+    if (response.headersSent) {
+      response.destroy();
+    } else {
+      response.writeHead(reply.status, reply.headers);
+      response.end(reply.body);
+    }
+  } catch (failure) {
+    // A header node refuses to send (an upstream's invalid characters): no half answer.
+    logger.error({ err: failure instanceof Error ? failure.message : String(failure), key_id: keyId }, 'could not send the answer');
+    response.destroy();
+  }
 }
 
 /** The forms of a credential to scrub, computed once per credential the control plane pushed. */

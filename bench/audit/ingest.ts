@@ -68,6 +68,7 @@ export function makeRecords(count: number, incarnation: string, seed: number, no
       stripeChargeId: chargeId,
       replayed: false,
       latencyMs: 60 + (next() % 400),
+      callCount: 0,
     };
   }
   return records;

@@ -95,7 +95,7 @@ export async function measureMandatedWork(): Promise<MandatedWork> {
           seq: 0, incarnation: '', tsUnixMs: Date.now(), keyId: 'key_0123456789abcdef', label: 'bench/proxy', vendor: 'stripe', method: 'POST', path: '/v1/charges', status: 200,
           decision: 'allowed', reason: '', amount: 2000, currency: 'usd', estimatedUsdMicros: 20_000_000, usdMicros: 20_000_000,
           idempotencyKey: `bench-${i}`, vendorRequestId: 'req_1', vendorObjectId: 'ch_3PbENchKbRk0000000000001', stripeChargeId: 'ch_3PbENchKbRk0000000000001',
-          replayed: false, latencyMs: 1,
+          replayed: false, latencyMs: 1, callCount: 0,
         });
         spool.flush();
         // Acknowledged at once: memory stays flat, as with a control plane keeping up.

@@ -11,3 +11,4 @@ export const VENDOR_ADAPTERS: Record<Vendor, VendorAdapter> = {
 };
 
 export type { VendorAdapter, VendorCredential } from './vendor-adapter.js';
+export { basicCredentials, bearerToken } from './vendor-adapter.js';

@@ -6,7 +6,8 @@ import { afterEach, describe, expect, it } from 'vitest';
 
 import { AuditShipper } from '../../data-plane/audit-shipper.js';
 import { AuditSpool } from '../../data-plane/audit-spool.js';
-import { auditBatchRecords, readAuditBatch } from '../../control-plane/audit-batch.js';
+import { problemsOf, readAuditBatch } from '../../control-plane/audit-batch.js';
+import { AUDIT_TEXT_LIMITS } from '../../core/audit-record-bounds.js';
 import type { AuditRecord, ConnectRequest } from '../../gen/keybrake/v1/dataplane.js';
 
 const dirs: string[] = [];
@@ -24,6 +25,7 @@ function tempDir(): string {
 const draft = (i: number): AuditRecord => ({
   seq: 0, incarnation: '', tsUnixMs: 1_800_000_000_000 + i, keyId: 'vk_x', label: 'l', vendor: 'stripe', method: 'POST', path: '/v1/charges', status: 200, decision: 'allowed', reason: '',
   amount: i, currency: 'usd', estimatedUsdMicros: i, usdMicros: i, idempotencyKey: '', vendorRequestId: `req_${i}`, vendorObjectId: '', stripeChargeId: '', replayed: false, latencyMs: 1,
+  callCount: 0,
 });
 
 describe('AuditSpool', () => {
@@ -60,7 +62,7 @@ describe('AuditSpool', () => {
 });
 
 /** What the control plane reads out of a shipped batch. */
-const seqsOf = (message: ConnectRequest) => auditBatchRecords(message.auditBatch!).map((r) => r.seq);
+const seqsOf = (message: ConnectRequest) => readAuditBatch(message.auditBatch!).records.map((r) => r.record.seq);
 
 describe('AuditShipper', () => {
   it('keeps a bounded window in flight and resends everything unacknowledged after a reconnect', () => {
@@ -104,18 +106,23 @@ describe('group commit', () => {
   });
 });
 
-describe('auditBatchRecords', () => {
-  it('reads spooled lines back into the records that were spooled, after any encoded ones', () => {
+describe('AuditSpool bounds every record where it is made', () => {
+  it('cuts caller and vendor text to its limit and replaces what PostgreSQL cannot store', () => {
     const spool = AuditSpool.open({ dir: tempDir(), incarnation: 'eeee', maxBytes: 1 << 20 });
-    const written = [1, 2, 3].map((i) => spool.append({ ...draft(i), label: `l\u0000"${i}\n` }));
-    const jsonl = Buffer.from(spool.unacked(0, 10).map((r) => r.line).join(''));
-    const encoded = { ...written[0]!, seq: 99 };
-    expect(auditBatchRecords({ records: [encoded], jsonl })).toEqual([encoded, ...written]);
+    const record = spool.append({ ...draft(1), idempotencyKey: 'k'.repeat(3000), label: 'a\u0000b', vendorObjectId: 'ch_\ud800', vendorRequestId: 'r\n'.repeat(500) });
+    expect(record.idempotencyKey).toHaveLength(AUDIT_TEXT_LIMITS.idempotencyKey);
+    expect(record.idempotencyKey.endsWith('…')).toBe(true);
+    expect(record.label).toBe('a\ufffdb');
+    expect(record.vendorObjectId).toBe('ch_\ufffd');
+    expect(record.vendorRequestId.length).toBeLessThanOrEqual(AUDIT_TEXT_LIMITS.vendorRequestId);
+    // What the control plane then finds: nothing to change.
+    expect(problemsOf(JSON.parse(spool.unacked(0, 1)[0]!.line) as Record<string, unknown>)).toEqual([]);
   });
 
-  it('turns a field of the wrong type into its zero value', () => {
-    const [record] = auditBatchRecords({ records: [], jsonl: Buffer.from('{"seq":"7","incarnation":"i","status":{"x":1},"label":42}\n') });
-    expect(record).toMatchObject({ seq: 7, incarnation: 'i', label: '42', status: 0 });
+  it('leaves an ordinary record exactly as drafted', () => {
+    const spool = AuditSpool.open({ dir: tempDir(), incarnation: 'eeef', maxBytes: 1 << 20 });
+    const record = spool.append({ ...draft(2), label: 'metaflow/équipe 🚀', idempotencyKey: 'x'.repeat(255) });
+    expect(record).toEqual({ ...draft(2), label: 'metaflow/équipe 🚀', idempotencyKey: 'x'.repeat(255), seq: 1, incarnation: 'eeef' });
   });
 });
 
@@ -126,36 +133,51 @@ describe('readAuditBatch', () => {
     return { written, jsonl: Buffer.from(spool.unacked(0, 10).map((r) => r.line).join('')) };
   };
 
-  it('hands well-formed spooled lines to PostgreSQL as one JSON array, with the records', () => {
+  it('hands well-formed spooled lines to PostgreSQL exactly as they came, unflagged', () => {
     const { written, jsonl } = spooled('équipe "quoted" \\ back');
     const read = readAuditBatch({ records: [], jsonl });
-    expect(read.records).toEqual(written);
-    expect(JSON.parse(read.jsonRows!)).toEqual(written);
+    expect(read.records.map((r) => r.record)).toEqual(written);
+    expect(read.records.map((r) => r.flag)).toEqual(['', '', '']);
+    expect(read.records.map((r) => r.json)).toEqual(jsonl.toString('utf8').trimEnd().split('\n'));
+    expect(read.unreadable).toEqual([]);
   });
 
   it.each([
-    ['a NUL in a text', (r: Record<string, unknown>) => ({ ...r, label: 'a\u0000b' })],
-    ['a lone surrogate', (r: Record<string, unknown>) => ({ ...r, vendorObjectId: 'ch_\ud800' })],
-    ['a missing field', ({ latencyMs: _dropped, ...r }: Record<string, unknown>) => r],
-    ['a number as text', (r: Record<string, unknown>) => ({ ...r, seq: '2' })],
-    ['a fraction', (r: Record<string, unknown>) => ({ ...r, amount: 1.5 })],
-    ['an integer column out of range', (r: Record<string, unknown>) => ({ ...r, status: 2 ** 31 })],
-    ['a bigint beyond safe integers', (r: Record<string, unknown>) => ({ ...r, usdMicros: 2 ** 53 })],
-    ['a boolean as text', (r: Record<string, unknown>) => ({ ...r, replayed: 'false' })],
-  ])('reads the whole batch field by field when one line has %s', (_name, spoil) => {
+    ['a NUL in a text', (r: Record<string, unknown>) => ({ ...r, label: 'a\u0000b' }), 'label'],
+    ['a lone surrogate', (r: Record<string, unknown>) => ({ ...r, vendorObjectId: 'ch_\ud800' }), 'vendorObjectId'],
+    ['an over-long idempotency key', (r: Record<string, unknown>) => ({ ...r, idempotencyKey: 'k'.repeat(3000) }), 'idempotencyKey'],
+    ['a missing field', ({ latencyMs: _dropped, ...r }: Record<string, unknown>) => r, 'latencyMs'],
+    ['a number as text', (r: Record<string, unknown>) => ({ ...r, amount: '2' }), 'amount'],
+    ['a fraction', (r: Record<string, unknown>) => ({ ...r, amount: 1.5 }), 'amount'],
+    ['an integer column out of range', (r: Record<string, unknown>) => ({ ...r, status: 2 ** 31 }), 'status'],
+    ['a bigint beyond safe integers', (r: Record<string, unknown>) => ({ ...r, usdMicros: 2 ** 53 }), 'usdMicros'],
+    ['a boolean as text', (r: Record<string, unknown>) => ({ ...r, replayed: 'false' }), 'replayed'],
+    ['a time PostgreSQL cannot hold', (r: Record<string, unknown>) => ({ ...r, tsUnixMs: 9e15 }), 'tsUnixMs'],
+    ['a decision that is neither', (r: Record<string, unknown>) => ({ ...r, decision: 'maybe' }), 'decision'],
+  ])('stores a record with %s made storable and flagged, and the others as they came', (_name, spoil, field) => {
     const { jsonl } = spooled();
     const lines = jsonl.toString('utf8').trimEnd().split('\n');
     lines[1] = JSON.stringify(spoil(JSON.parse(lines[1]!) as Record<string, unknown>));
-    const batch = { records: [], jsonl: Buffer.from(`${lines.join('\n')}\n`) };
-    const read = readAuditBatch(batch);
-    expect(read.jsonRows).toBeNull();
-    expect(read.records).toEqual(auditBatchRecords(batch));
+    const read = readAuditBatch({ records: [], jsonl: Buffer.from(`${lines.join('\n')}\n`) });
+    expect(read.records.map((r) => r.record.seq)).toEqual([1, 2, 3]);
+    expect(read.records[0]!.flag).toBe('');
+    expect(read.records[2]!.flag).toBe('');
+    expect(read.records[1]!.flag).toContain(field);
+    expect(problemsOf(read.records[1]!.record as unknown as Record<string, unknown>)).toEqual([]);
+    expect(JSON.parse(read.records[1]!.json)).toMatchObject({ seq: 2, flag: read.records[1]!.flag });
   });
 
-  it('fails on a line that is not JSON (nothing of the batch is stored); reads encoded records field by field', () => {
+  it('keeps a line that is not a record aside and reads the rest', () => {
     const { jsonl } = spooled();
-    expect(() => readAuditBatch({ records: [], jsonl: Buffer.concat([jsonl, Buffer.from('{"seq":\n')]) })).toThrow(SyntaxError);
-    const [first] = auditBatchRecords({ records: [], jsonl });
-    expect(readAuditBatch({ records: [first!], jsonl }).jsonRows).toBeNull();
+    const read = readAuditBatch({ records: [], jsonl: Buffer.concat([Buffer.from('{"seq":\n{"no":"identity"}\n'), jsonl]) });
+    expect(read.records.map((r) => r.record.seq)).toEqual([1, 2, 3]);
+    expect(read.unreadable.map((u) => u.error)).toEqual(['not JSON', 'not an audit record (no incarnation and seq)']);
+  });
+
+  it('reads encoded records like lines', () => {
+    const { written } = spooled();
+    const read = readAuditBatch({ records: [written[0]!, { ...written[1]!, label: 'x'.repeat(500) }], jsonl: Buffer.alloc(0) });
+    expect(read.records.map((r) => r.flag === '')).toEqual([true, false]);
+    expect(read.records[1]!.record.label).toHaveLength(AUDIT_TEXT_LIMITS.label);
   });
 });

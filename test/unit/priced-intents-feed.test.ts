@@ -6,7 +6,7 @@ import type { AuditRecord } from '../../gen/keybrake/v1/dataplane.js';
 const creation: AuditRecord = {
   seq: 1, incarnation: 'i', tsUnixMs: 0, keyId: 'key_1', label: '', vendor: 'stripe', method: 'POST', path: '/v1/payment_intents', status: 200,
   decision: 'allowed', reason: '', amount: 600, currency: 'usd', estimatedUsdMicros: 6_000_000, usdMicros: 6_000_000, idempotencyKey: '',
-  vendorRequestId: 'req_1', vendorObjectId: 'pi_1', stripeChargeId: '', replayed: false, latencyMs: 1,
+  vendorRequestId: 'req_1', vendorObjectId: 'pi_1', stripeChargeId: '', replayed: false, latencyMs: 1, callCount: 0,
 };
 
 describe('pricedIntentsIn', () => {

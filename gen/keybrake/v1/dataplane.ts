@@ -193,6 +193,12 @@ export interface AuditRecord {
   stripeChargeId: string;
   replayed: boolean;
   latencyMs: number;
+  /**
+   * How many calls this record stands for: 0 means this one call (every call made with a known
+   * vault key has its own record). Refusals of calls without a valid vault key beyond a data
+   * plane's sampling budget are counted into one record per vendor, reason and method instead.
+   */
+  callCount: number;
 }
 
 /**
@@ -2341,6 +2347,7 @@ function createBaseAuditRecord(): AuditRecord {
     stripeChargeId: "",
     replayed: false,
     latencyMs: 0,
+    callCount: 0,
   };
 }
 
@@ -2408,6 +2415,9 @@ export const AuditRecord: MessageFns<AuditRecord> = {
     }
     if (message.latencyMs !== 0) {
       writer.uint32(168).int32(message.latencyMs);
+    }
+    if (message.callCount !== 0) {
+      writer.uint32(176).int32(message.callCount);
     }
     return writer;
   },
@@ -2593,6 +2603,14 @@ export const AuditRecord: MessageFns<AuditRecord> = {
             message.latencyMs = reader.int32();
             continue;
           }
+          case 22: {
+            if (tag !== 176) {
+              break;
+            }
+
+            message.callCount = reader.int32();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -2664,6 +2682,11 @@ export const AuditRecord: MessageFns<AuditRecord> = {
         : isSet(object.latency_ms)
         ? globalThis.Number(object.latency_ms)
         : 0,
+      callCount: isSet(object.callCount)
+        ? globalThis.Number(object.callCount)
+        : isSet(object.call_count)
+        ? globalThis.Number(object.call_count)
+        : 0,
     };
   },
 
@@ -2732,6 +2755,9 @@ export const AuditRecord: MessageFns<AuditRecord> = {
     if (message.latencyMs !== 0) {
       obj.latencyMs = Math.round(message.latencyMs);
     }
+    if (message.callCount !== 0) {
+      obj.callCount = Math.round(message.callCount);
+    }
     return obj;
   },
 
@@ -2761,6 +2787,7 @@ export const AuditRecord: MessageFns<AuditRecord> = {
     message.stripeChargeId = object.stripeChargeId ?? "";
     message.replayed = object.replayed ?? false;
     message.latencyMs = object.latencyMs ?? 0;
+    message.callCount = object.callCount ?? 0;
     return message;
   },
 };

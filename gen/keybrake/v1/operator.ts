@@ -335,6 +335,16 @@ export interface AuditEntry {
   replayed: boolean;
   /** What the call was reserved at before it was forwarded. */
   estimatedUsdMicros: number;
+  /**
+   * How many calls this entry stands for: 1, or more for an aggregate of refused calls made
+   * without a valid vault key.
+   */
+  callCount: number;
+  /**
+   * Set when the record could not be stored as the data plane sent it: what was changed
+   * (fields cut or cleaned, or what PostgreSQL refused); empty otherwise.
+   */
+  flag: string;
 }
 
 export interface QueryAuditResponse {
@@ -3068,6 +3078,8 @@ function createBaseAuditEntry(): AuditEntry {
     latencyMs: 0,
     replayed: false,
     estimatedUsdMicros: 0,
+    callCount: 0,
+    flag: "",
   };
 }
 
@@ -3135,6 +3147,12 @@ export const AuditEntry: MessageFns<AuditEntry> = {
     }
     if (message.estimatedUsdMicros !== 0) {
       writer.uint32(168).int64(message.estimatedUsdMicros);
+    }
+    if (message.callCount !== 0) {
+      writer.uint32(176).int32(message.callCount);
+    }
+    if (message.flag !== "") {
+      writer.uint32(186).string(message.flag);
     }
     return writer;
   },
@@ -3320,6 +3338,22 @@ export const AuditEntry: MessageFns<AuditEntry> = {
             message.estimatedUsdMicros = longToNumber(reader.int64());
             continue;
           }
+          case 22: {
+            if (tag !== 176) {
+              break;
+            }
+
+            message.callCount = reader.int32();
+            continue;
+          }
+          case 23: {
+            if (tag !== 186) {
+              break;
+            }
+
+            message.flag = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3391,6 +3425,12 @@ export const AuditEntry: MessageFns<AuditEntry> = {
         : isSet(object.estimated_usd_micros)
         ? globalThis.Number(object.estimated_usd_micros)
         : 0,
+      callCount: isSet(object.callCount)
+        ? globalThis.Number(object.callCount)
+        : isSet(object.call_count)
+        ? globalThis.Number(object.call_count)
+        : 0,
+      flag: isSet(object.flag) ? globalThis.String(object.flag) : "",
     };
   },
 
@@ -3459,6 +3499,12 @@ export const AuditEntry: MessageFns<AuditEntry> = {
     if (message.estimatedUsdMicros !== 0) {
       obj.estimatedUsdMicros = Math.round(message.estimatedUsdMicros);
     }
+    if (message.callCount !== 0) {
+      obj.callCount = Math.round(message.callCount);
+    }
+    if (message.flag !== "") {
+      obj.flag = message.flag;
+    }
     return obj;
   },
 
@@ -3488,6 +3534,8 @@ export const AuditEntry: MessageFns<AuditEntry> = {
     message.latencyMs = object.latencyMs ?? 0;
     message.replayed = object.replayed ?? false;
     message.estimatedUsdMicros = object.estimatedUsdMicros ?? 0;
+    message.callCount = object.callCount ?? 0;
+    message.flag = object.flag ?? "";
     return message;
   },
 };
