@@ -8,6 +8,7 @@ import { parseArgs, type ParseArgsConfig } from 'node:util';
 import type { ServiceError } from '@grpc/grpc-js';
 
 import { OperatorError } from '../core/operator-error.js';
+import { StrictJsonError, isJsonObject, parseStrictJsonText } from '../core/cost/strict-json.js';
 import { auditEntryToJson, operatorTokenToJson, parseAuditQuery, parseKeySpecJson, parseListKeysQuery, parseTokenRole, vaultKeyToJson } from '../control-plane/admin-json.js';
 import { createOperatorClient } from './operator-client.js';
 
@@ -80,7 +81,13 @@ export async function runOperatorCommand(group: string, argv: readonly string[])
     process.stdout.write(`${HELP[group] ?? ''}\n${CONNECTION_HELP}\n`);
     return action === undefined && !values.help ? 2 : 0;
   }
-  const token = values.token ?? process.env['KEYBRAKE_TOKEN'] ?? process.env['KEYBRAKE_ADMIN_TOKEN'] ?? localAdminToken();
+  let token: string | undefined;
+  try {
+    token = values.token ?? process.env['KEYBRAKE_TOKEN'] ?? process.env['KEYBRAKE_ADMIN_TOKEN'] ?? localAdminToken();
+  } catch (error) {
+    if (error instanceof StrictJsonError) return fail(error.message);
+    throw error;
+  }
   const client = createOperatorClient(values.addr ?? process.env['KEYBRAKE_CONTROL_PLANE']?.split(',')[0] ?? '127.0.0.1:7070', token);
   const print = (json: unknown, human: () => string) => process.stdout.write(values.json ? `${JSON.stringify(json, null, 2)}\n` : `${human()}\n`);
 
@@ -237,10 +244,13 @@ function fail(message: string): number {
   return 2;
 }
 
+/** `keybrake dev`'s admin token, read strictly: a member given twice is refused, not read as its last. */
 function localAdminToken(): string | undefined {
   const path = '.keybrake/local.json';
   if (!existsSync(path)) return undefined;
-  return (JSON.parse(readFileSync(path, 'utf8')) as { admin_token?: string }).admin_token;
+  const value = parseStrictJsonText(readFileSync(path, 'utf8'), path);
+  const token = isJsonObject(value) ? value['admin_token'] : undefined;
+  return typeof token === 'string' ? token : undefined;
 }
 
 function dropUndefined<T extends Record<string, unknown>>(object: T): Record<string, string> & Record<string, unknown> {

@@ -4,18 +4,20 @@
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 
-import { OperatorError, invalidField } from '../core/operator-error.js';
+import { OperatorError } from '../core/operator-error.js';
 import type { Logger } from '../core/logger.js';
+import { excerpt } from '../core/quote.js';
 import type { Registry } from 'prom-client';
 import {
   auditEntryToJson,
   operatorTokenToJson,
   parseAuditQuery,
+  parseCreateTokenJson,
   parseJsonObject,
   parseKeySpecJson,
   parseListKeysQuery,
-  parseTokenRole,
-  requireString,
+  parseVendorCredentialJson,
+  readQuery,
   vaultKeyToJson,
 } from './admin-json.js';
 import type { Caller, OperatorService } from './operator-service.js';
@@ -36,6 +38,10 @@ interface Route {
   readonly method: string;
   readonly pattern: RegExp;
   readonly handle: (context: RequestContext, params: string[]) => Promise<Reply>;
+  /** A probe: no token, and its query string is ignored (it has nothing to filter). */
+  readonly open?: boolean;
+  /** The handler reads the query string itself (readQuery); every other route takes none. */
+  readonly query?: boolean;
 }
 
 interface RequestContext {
@@ -61,7 +67,7 @@ export function createAdminHttpServer(options: AdminHttpOptions): Server {
   };
 
   const routes: Route[] = [
-    { method: 'GET', pattern: /^\/healthz$/, handle: async () => ok({ status: 'ok' }) },
+    { method: 'GET', pattern: /^\/healthz$/, open: true, handle: async () => ok({ status: 'ok' }) },
     {
       method: 'GET',
       pattern: /^\/whoami$/,
@@ -73,6 +79,7 @@ export function createAdminHttpServer(options: AdminHttpOptions): Server {
     {
       method: 'GET',
       pattern: /^\/readyz$/,
+      open: true,
       handle: async () => {
         await options.checkReady();
         return ok({ status: 'ready' });
@@ -83,8 +90,9 @@ export function createAdminHttpServer(options: AdminHttpOptions): Server {
     {
       method: 'GET',
       pattern: /^\/vault\/keys$/,
+      query: true,
       handle: async (ctx) => {
-        const response = await service.listKeys(await ctx.caller(), parseListKeysQuery(ctx.url.searchParams));
+        const response = await service.listKeys(await ctx.caller(), parseListKeysQuery(ctx.url.searchParams), { pageSize: 'limit', pageToken: 'cursor' });
         return ok({ keys: response.keys.map(vaultKeyToJson), next_cursor: response.nextPageToken === '' ? null : response.nextPageToken });
       },
     },
@@ -111,13 +119,7 @@ export function createAdminHttpServer(options: AdminHttpOptions): Server {
       pattern: /^\/vendors\/([^/]+)\/credential$/,
       handle: async (ctx, [vendor]) => {
         const caller = await ctx.caller();
-        const body = await ctx.body();
-        for (const field of Object.keys(body)) if (field !== 'secret' && field !== 'account_sid') throw invalidField(field, 'unknown field');
-        const { credential } = await service.setVendorCredential(caller, {
-          vendor: vendor!,
-          secret: body['secret'] === undefined ? '' : requireString(body['secret'], 'secret'),
-          accountSid: body['account_sid'] === undefined ? '' : requireString(body['account_sid'], 'account_sid'),
-        });
+        const { credential } = await service.setVendorCredential(caller, { vendor: vendor!, ...parseVendorCredentialJson(await ctx.body()) });
         return ok({ vendor: credential!.vendor, account_sid: credential!.accountSid || null, updated_at: credential!.updatedAt?.toISOString() });
       },
     },
@@ -126,9 +128,7 @@ export function createAdminHttpServer(options: AdminHttpOptions): Server {
       pattern: /^\/tokens$/,
       handle: async (ctx) => {
         const caller = await ctx.caller();
-        const body = await ctx.body();
-        const name = body['name'] === undefined ? '' : requireString(body['name'], 'name');
-        const { token, info } = await service.createToken(caller, { role: parseTokenRole(body['role']), name });
+        const { token, info } = await service.createToken(caller, parseCreateTokenJson(await ctx.body()));
         return ok({ token, ...operatorTokenToJson(info!) }, 201);
       },
     },
@@ -145,6 +145,7 @@ export function createAdminHttpServer(options: AdminHttpOptions): Server {
     {
       method: 'GET',
       pattern: /^\/audit$/,
+      query: true,
       handle: async (ctx) => {
         const response = await service.queryAudit(await ctx.caller(), parseAuditQuery(ctx.url.searchParams));
         return ok({ entries: response.entries.map(auditEntryToJson), next_cursor: response.nextCursor === '' ? null : response.nextCursor });
@@ -179,22 +180,30 @@ async function handleRequest(request: IncomingMessage, routes: readonly Route[],
   const url = new URL(request.url ?? '/', 'http://admin.invalid');
   const matches = routes.map((route) => ({ route, match: route.pattern.exec(url.pathname) })).filter((m) => m.match !== null);
   const found = matches.find((m) => m.route.method === request.method);
+  // The path is the caller's: named in a message, never echoed whole.
+  const path = excerpt(url.pathname);
   if (found === undefined) {
-    const message = matches.length > 0 ? `${request.method} is not allowed on ${url.pathname}` : `no route ${request.method} ${url.pathname}`;
+    const message = matches.length > 0 ? `${request.method} is not allowed on ${path}` : `no route ${request.method} ${path}`;
     throw new OperatorError('not_found', message);
   }
   let params: string[];
   try {
     params = found.match!.slice(1).map((p) => decodeURIComponent(p));
   } catch {
-    throw new OperatorError('malformed_request', `path: malformed percent-encoding in ${url.pathname}`);
+    throw new OperatorError('malformed_request', `path: malformed percent-encoding in ${path}`);
   }
+  let authenticated: Promise<Caller> | undefined;
   const context: RequestContext = {
     request,
     url,
-    caller: () => service.authenticate(bearerToken(request)),
+    caller: () => (authenticated ??= service.authenticate(bearerToken(request))),
     body: async () => parseJsonObject(await readBody(request)),
   };
+  if (found.route.open !== true) {
+    // Who is asking comes first: a caller without a token learns nothing about the parameters.
+    await context.caller();
+    if (found.route.query !== true) readQuery(url.searchParams, []);
+  }
   return found.route.handle(context, params);
 }
 
@@ -216,8 +225,15 @@ async function readBody(request: IncomingMessage): Promise<string> {
     if (size > MAX_BODY_BYTES) throw new OperatorError('malformed_request', `body: larger than ${MAX_BODY_BYTES} bytes`);
     chunks.push(chunk);
   }
-  return Buffer.concat(chunks).toString('utf8');
+  try {
+    return STRICT_UTF8.decode(Buffer.concat(chunks));
+  } catch {
+    // Decoding leniently would turn the bad bytes into U+FFFD: a secret or a label other than the one sent.
+    throw new OperatorError('malformed_request', 'body: not valid UTF-8');
+  }
 }
+
+const STRICT_UTF8 = new TextDecoder('utf-8', { fatal: true });
 
 function send(response: ServerResponse, reply: Reply): void {
   const body = JSON.stringify(reply.body);

@@ -10,20 +10,34 @@ import { parseVendor } from '../core/vendors.js';
 import { MAX_TTL_SECONDS } from './key-spec.js';
 import { KeyStatus, TokenRole, type AuditEntry, type KeySpec, type ListKeysRequest, type OperatorToken, type QueryAuditRequest, type VaultKey } from '../gen/keybrake/v1/operator.js';
 import { quote } from '../core/quote.js';
+import { StrictJsonError, parseStrictJsonText } from '../core/cost/strict-json.js';
+import { EARLIEST_TIME_MS, LATEST_TIME_MS, TIME_RANGE_TEXT, fieldName } from './request-bounds.js';
 
 type JsonObject = Record<string, unknown>;
 
-const KEY_SPEC_FIELDS = new Set([
+const KEY_SPEC_FIELDS = [
   'vendor', 'label', 'agent_run_label', 'allowed_endpoints', 'daily_usd_cap', 'budget_usd',
   'daily_cap_micros', 'budget_micros', 'expires_in', 'expires_in_seconds', 'per_call_estimate_usd', 'per_call_estimate_micros',
-]);
+] as const;
 
+/** The query parameters each admin route takes; any other, or one given twice, is refused. */
+export const LIST_KEYS_PARAMETERS = ['label', 'label_prefix', 'vendor', 'status', 'limit', 'cursor'] as const;
+export const AUDIT_PARAMETERS = ['label', 'key_id', 'idempotency_key', 'vendor', 'vendor_object_id', 'decision', 'since', 'until', 'limit', 'cursor'] as const;
+
+/**
+ * A request body: one JSON object, read by the strict parser (core/cost/strict-json.ts). A
+ * member given twice is refused rather than the last one winning as with JSON.parse
+ * (`{"budget_usd": 1, "budget_usd": 1e9}` is two readings of one request); objects have no
+ * prototype, so `__proto__` is just an unknown field; nesting is bounded.
+ */
 export function parseJsonObject(body: string): JsonObject {
   let value: unknown;
   try {
-    value = JSON.parse(body);
+    value = parseStrictJsonText(body, 'body');
   } catch (error) {
-    throw new OperatorError('malformed_request', `body: not valid JSON (${error instanceof Error ? error.message : String(error)})`);
+    if (!(error instanceof StrictJsonError)) throw error;
+    if (error.repeatedKey !== undefined) throw new OperatorError('malformed_request', `body: the member ${quote(error.repeatedKey)} is given more than once`);
+    throw new OperatorError('malformed_request', `body: not valid JSON (${error.syntax ?? error.problem})`);
   }
   if (typeof value !== 'object' || value === null || Array.isArray(value)) {
     throw new OperatorError('malformed_request', `body: must be a JSON object, got ${describeType(value)}`);
@@ -31,11 +45,33 @@ export function parseJsonObject(body: string): JsonObject {
   return value as JsonObject;
 }
 
+/** Refuses a body member not in `allowed`, naming it (quoted and cut when it is not a plain name). */
+export function refuseUnknownFields(body: JsonObject, allowed: readonly string[]): void {
+  for (const field of Object.keys(body)) {
+    if (!allowed.includes(field)) throw invalidField(fieldName(field), `unknown field (expected ${allowed.join(', ')})`);
+  }
+}
+
+/**
+ * A query string's parameters by name. A parameter the route does not take is refused, not
+ * ignored: a misspelt filter (`?lable=…`) would otherwise widen the answer to everything. A
+ * parameter given twice is refused, not read as its first value. An empty value means unset.
+ */
+export function readQuery(query: URLSearchParams, allowed: readonly string[]): Map<string, string> {
+  const values = new Map<string, string>();
+  for (const [name, value] of query) {
+    if (!allowed.includes(name)) {
+      throw invalidField(fieldName(name), allowed.length === 0 ? 'unknown parameter (this route takes none)' : `unknown parameter (expected ${allowed.join(', ')})`);
+    }
+    if (values.has(name)) throw invalidField(name, 'given more than once');
+    values.set(name, value);
+  }
+  return values;
+}
+
 /** `POST /vault/keys` and `POST /admin/vault_keys` bodies → KeySpec. */
 export function parseKeySpecJson(body: JsonObject): KeySpec {
-  for (const field of Object.keys(body)) {
-    if (!KEY_SPEC_FIELDS.has(field)) throw invalidField(field, 'unknown field');
-  }
+  refuseUnknownFields(body, KEY_SPEC_FIELDS);
   if (body['vendor'] === undefined) throw invalidField('vendor', 'is required');
   const vendor = parseVendor(requireString(body['vendor'], 'vendor'));
   const label = pickOne(body, 'agent_run_label', 'label');
@@ -59,7 +95,24 @@ export function parseKeySpecJson(body: JsonObject): KeySpec {
   };
 }
 
-export function parseListKeysQuery(query: URLSearchParams): ListKeysRequest {
+/** `PUT /vendors/{vendor}/credential` body: `{secret, account_sid?}`. */
+export function parseVendorCredentialJson(body: JsonObject): { secret: string; accountSid: string } {
+  refuseUnknownFields(body, ['secret', 'account_sid']);
+  return {
+    secret: body['secret'] === undefined ? '' : requireString(body['secret'], 'secret'),
+    accountSid: body['account_sid'] === undefined ? '' : requireString(body['account_sid'], 'account_sid'),
+  };
+}
+
+/** `POST /tokens` body: `{role, name?}`. */
+export function parseCreateTokenJson(body: JsonObject): { role: TokenRole; name: string } {
+  refuseUnknownFields(body, ['role', 'name']);
+  return { role: parseTokenRole(body['role']), name: body['name'] === undefined ? '' : requireString(body['name'], 'name') };
+}
+
+/** `GET /vault/keys?label=&label_prefix=&vendor=&status=&limit=&cursor=`; the text filters are checked by OperatorService. */
+export function parseListKeysQuery(search: URLSearchParams): ListKeysRequest {
+  const query = readQuery(search, LIST_KEYS_PARAMETERS);
   const status = query.get('status') ?? '';
   const statuses: Record<string, KeyStatus> = {
     '': KeyStatus.KEY_STATUS_UNSPECIFIED,
@@ -69,16 +122,21 @@ export function parseListKeysQuery(query: URLSearchParams): ListKeysRequest {
   };
   const statusValue = statuses[status];
   if (statusValue === undefined) throw invalidField('status', `must be active, expired or revoked, got ${quote(status)}`);
-  const limit = query.get('limit');
-  if (limit !== null && (!/^\d+$/.test(limit) || Number(limit) < 1 || Number(limit) > 1000)) throw invalidField('limit', `must be a whole number from 1 to 1000, got ${quote(limit)}`);
   return {
     label: query.get('label') ?? '',
     labelPrefix: query.get('label_prefix') ?? '',
     vendor: query.get('vendor') ?? '',
     status: statusValue,
-    pageSize: limit === null ? 0 : Number(limit),
+    pageSize: parseLimit(query.get('limit')),
     pageToken: query.get('cursor') ?? '',
   };
+}
+
+/** `limit=`: 1 to 1000 (0 would mean "the default" to the service: unset means that here). */
+function parseLimit(text: string | undefined): number {
+  if (text === undefined || text === '') return 0;
+  if (!/^\d{1,4}$/.test(text) || Number(text) < 1 || Number(text) > 1000) throw invalidField('limit', `must be a whole number from 1 to 1000, got ${quote(text)}`);
+  return Number(text);
 }
 
 export function parseTokenRole(value: unknown): TokenRole {
@@ -208,10 +266,12 @@ function positive(seconds: number, field: string): number {
   return seconds;
 }
 
-/** `GET /audit?idempotency_key=&label=&key_id=&vendor=&vendor_object_id=&since=&until=&limit=&cursor=` */
-export function parseAuditQuery(query: URLSearchParams): QueryAuditRequest {
-  const limit = query.get('limit');
-  if (limit !== null && !/^\d+$/.test(limit)) throw invalidField('limit', `must be a whole number, got ${quote(limit)}`);
+/**
+ * `GET /audit?idempotency_key=&label=&key_id=&vendor=&vendor_object_id=&decision=&since=&until=&limit=&cursor=`;
+ * the text filters and the cursor are checked by OperatorService (for gRPC too).
+ */
+export function parseAuditQuery(search: URLSearchParams): QueryAuditRequest {
+  const query = readQuery(search, AUDIT_PARAMETERS);
   return {
     idempotencyKey: query.get('idempotency_key') ?? '',
     label: query.get('label') ?? '',
@@ -221,22 +281,45 @@ export function parseAuditQuery(query: URLSearchParams): QueryAuditRequest {
     decision: parseDecision(query.get('decision')),
     since: parseInstant(query.get('since'), 'since'),
     until: parseInstant(query.get('until'), 'until'),
-    limit: limit === null ? 0 : Number(limit),
+    limit: parseLimit(query.get('limit')),
     cursor: query.get('cursor') ?? '',
   };
 }
 
-function parseDecision(text: string | null): string {
-  if (text === null || text === '') return '';
+function parseDecision(text: string | undefined): string {
+  if (text === undefined || text === '') return '';
   if (text !== 'allowed' && text !== 'denied') throw invalidField('decision', `must be allowed or denied, got ${quote(text)}`);
   return text;
 }
 
-/** An ISO 8601 timestamp or unix seconds. */
-function parseInstant(text: string | null, field: string): Date | undefined {
-  if (text === null || text === '') return undefined;
-  const ms = /^\d+$/.test(text) ? Number(text) * 1000 : Date.parse(text);
-  if (!Number.isFinite(ms)) throw invalidField(field, `must be an ISO 8601 time or unix seconds, got ${quote(text)}`);
+/** `2026-11-23`, `2026-11-23T10:00`, `…T10:00:00.123Z`, `…T10:00:00+01:00` (with T, t or a space). */
+const ISO_TIME = /^(\d{4})-(\d{2})-(\d{2})(?:[Tt ](\d{2}):(\d{2})(?::(\d{2})(?:\.(\d{1,9}))?)?(?:[Zz]|([+-])(\d{2}):?(\d{2}))?)?$/;
+
+/**
+ * An ISO 8601 time or unix seconds, from 1970 to 9999. A time without an offset is UTC (not the
+ * control plane's local time). Calendar fields are checked: Date.parse would read 2026-02-31 as
+ * March 3rd, and "foo 2020" as a date.
+ */
+export function parseInstant(text: string | undefined, field: string): Date | undefined {
+  if (text === undefined || text === '') return undefined;
+  let ms: number;
+  if (/^\d+$/.test(text)) {
+    ms = text.length > 16 ? Infinity : Number(text) * 1000;
+  } else {
+    const match = ISO_TIME.exec(text);
+    if (match === null) throw invalidField(field, `must be an ISO 8601 time (e.g. 2026-11-23T10:00:00Z) or unix seconds, got ${quote(text)}`);
+    const [year, month, day, hour, minute, second, offsetHours, offsetMinutes] = [1, 2, 3, 4, 5, 6, 9, 10].map((i) => Number(match[i] ?? '0')) as [number, number, number, number, number, number, number, number];
+    const fraction = Number((match[7] ?? '').padEnd(3, '0').slice(0, 3));
+    const monthDays = [31, year % 4 === 0 && (year % 100 !== 0 || year % 400 === 0) ? 29 : 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+    if (month < 1 || month > 12 || day < 1 || day > monthDays[month - 1]! || hour > 23 || minute > 59 || second > 59 || offsetHours > 23 || offsetMinutes > 59) {
+      throw invalidField(field, `is not a valid time: ${quote(text)}`);
+    }
+    const utc = new Date(0);
+    utc.setUTCFullYear(year, month - 1, day);
+    utc.setUTCHours(hour, minute, second, fraction);
+    ms = utc.getTime() - (match[8] === '-' ? -1 : 1) * (offsetHours * 60 + offsetMinutes) * 60_000;
+  }
+  if (!Number.isFinite(ms) || ms < EARLIEST_TIME_MS || ms > LATEST_TIME_MS) throw invalidField(field, `must be a time ${TIME_RANGE_TEXT}, got ${quote(text)}`);
   return new Date(ms);
 }
 

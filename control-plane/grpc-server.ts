@@ -143,7 +143,7 @@ function guardCalls(options: {
             );
           },
           onReceiveMessage: (message: unknown, proceed) => {
-            if (message instanceof OversizedRequest) return refuse(status.RESOURCE_EXHAUSTED, message.message, 'payload_too_large');
+            if (message instanceof RefusedRequest) return refuse(message.code, message.message, message.keybrakeCode);
             proceed(message);
           },
         });
@@ -154,7 +154,7 @@ function guardCalls(options: {
 
 /**
  * The service with each method's request size bounded before decoding (REQUEST_BYTES_BY_METHOD):
- * an oversized message is not decoded but handed on as an OversizedRequest, which guardCalls
+ * an oversized or undecodable message is handed on as a RefusedRequest, which guardCalls
  * answers (a deserializer that throws would make grpc-js answer INTERNAL instead).
  */
 function withRequestLimits<S extends ServiceDefinition>(definition: S): S {
@@ -164,18 +164,27 @@ function withRequestLimits<S extends ServiceDefinition>(definition: S): S {
     const decode = method.requestDeserialize;
     bounded[name] = {
       ...method,
-      requestDeserialize: (bytes: Buffer) => (bytes.length > limit ? new OversizedRequest(method.path, bytes.length, limit) : decode(bytes)),
+      requestDeserialize: (bytes: Buffer) => {
+        if (bytes.length > limit) return new RefusedRequest(status.RESOURCE_EXHAUSTED, 'payload_too_large', `${method.path} takes requests of at most ${limit} bytes, got ${bytes.length}`);
+        try {
+          return decode(bytes);
+        } catch (error) {
+          // A message the generated decoder cannot read (a Timestamp beyond safe integers, bad wire data).
+          return new RefusedRequest(status.INVALID_ARGUMENT, 'malformed_request', `request: not a valid ${method.path} message (${error instanceof Error ? error.message : String(error)})`);
+        }
+      },
     };
   }
   return bounded as S;
 }
 
-class OversizedRequest {
-  readonly message: string;
-
-  constructor(path: string, size: number, limit: number) {
-    this.message = `${path} takes requests of at most ${limit} bytes, got ${size}`;
-  }
+/** A request refused before its handler sees it: too large to decode, or not decodable. */
+class RefusedRequest {
+  constructor(
+    readonly code: status,
+    readonly keybrakeCode: OperatorErrorCode,
+    readonly message: string,
+  ) {}
 }
 
 function bearerToken(metadata: Metadata): string | undefined {

@@ -6,6 +6,7 @@ import { parseEndpointPattern, formatEndpointPattern } from '../core/endpoint-pa
 import { invalidField } from '../core/operator-error.js';
 import { parseVendor, type Vendor } from '../core/vendors.js';
 import type { KeySpec } from '../gen/keybrake/v1/operator.js';
+import { checkText } from './request-bounds.js';
 
 export const DEFAULT_TTL_SECONDS = 24 * 3600;
 export const MAX_TTL_SECONDS = 90 * 24 * 3600;
@@ -27,8 +28,8 @@ export function compileKeySpec(spec: KeySpec, fieldPrefix = ''): CompiledKeySpec
   const field = (name: string) => `${fieldPrefix}${name}`;
   const vendor = parseVendor(spec.vendor, field('vendor'));
 
-  if (spec.label.length > MAX_LABEL_LENGTH) throw invalidField(field('label'), `longer than ${MAX_LABEL_LENGTH} characters (${spec.label.length})`);
-  if (/[\u0000-\u001f\u007f]/.test(spec.label)) throw invalidField(field('label'), 'must not contain control characters');
+  // The label is an audit filter later: text PostgreSQL stores as it is, as request-bounds checks filters.
+  checkText(spec.label, field('label'), MAX_LABEL_LENGTH, { controls: false });
 
   if (spec.allowedEndpoints.length === 0) throw invalidField(field('allowed_endpoints'), 'at least one endpoint is required, e.g. "POST /v1/payment_intents"');
   if (spec.allowedEndpoints.length > MAX_ALLOWED_ENDPOINTS) throw invalidField(field('allowed_endpoints'), `at most ${MAX_ALLOWED_ENDPOINTS} entries`);

@@ -41,12 +41,21 @@ import { compileKeySpec } from './key-spec.js';
 import { bindingCapMicros, keyStatus, type KeyRecord, type KeyStatusName } from './key-record.js';
 import type { KeyStore, TokenRecord, TokenRoleName } from './store.js';
 import { quote } from '../core/quote.js';
+import { FILTER_MAX_LENGTH, checkText, checkTime, isStorableText } from './request-bounds.js';
 
 export const MAX_BATCH_SIZE = 10_000;
 const DEFAULT_PAGE_SIZE = 100;
 const MAX_PAGE_SIZE = 1000;
 const MAX_SECRET_LENGTH = 4096;
 const MAX_TOKEN_NAME_LENGTH = 200;
+const AUDIT_DECISIONS: readonly string[] = ['', 'allowed', 'denied'];
+
+/** What ListKeys' paging fields are called where the request came from (HTTP: limit, cursor). */
+export interface ListKeysFieldNames {
+  readonly pageSize: string;
+  readonly pageToken: string;
+}
+const GRPC_LIST_KEYS_FIELDS: ListKeysFieldNames = { pageSize: 'page_size', pageToken: 'page_token' };
 
 export type Action = 'keys.issue' | 'keys.read' | 'keys.revoke' | 'keys.delete' | 'vendors.write' | 'tokens.create' | 'tokens.read' | 'tokens.revoke' | 'audit.read';
 
@@ -155,13 +164,15 @@ export class OperatorService {
     return { key: this.toVaultKey(record, (await this.spend([record])).get(record.id)) };
   }
 
-  async listKeys(caller: Caller, request: ListKeysRequest): Promise<ListKeysResponse> {
+  async listKeys(caller: Caller, request: ListKeysRequest, names: ListKeysFieldNames = GRPC_LIST_KEYS_FIELDS): Promise<ListKeysResponse> {
     this.authorize(caller, 'keys.read');
     const pageSize = request.pageSize === 0 ? DEFAULT_PAGE_SIZE : request.pageSize;
-    if (!Number.isInteger(pageSize) || pageSize < 1 || pageSize > MAX_PAGE_SIZE) throw invalidField('page_size', `must be 1 to ${MAX_PAGE_SIZE}`);
+    if (!Number.isInteger(pageSize) || pageSize < 1 || pageSize > MAX_PAGE_SIZE) throw invalidField(names.pageSize, `must be 1 to ${MAX_PAGE_SIZE}`);
+    checkText(request.label, 'label', FILTER_MAX_LENGTH.label);
+    checkText(request.labelPrefix, 'label_prefix', FILTER_MAX_LENGTH.label_prefix);
     const vendor = request.vendor === '' ? null : parseVendor(request.vendor);
     const status = request.status === KeyStatus.KEY_STATUS_UNSPECIFIED ? null : statusName(request.status);
-    const after = request.pageToken === '' ? null : decodePageToken(request.pageToken);
+    const after = request.pageToken === '' ? null : decodePageToken(request.pageToken, names.pageToken);
     const now = this.now();
 
     // Newest first; (createdAtMs, id) orders keys totally, so a page token is a position.
@@ -201,6 +212,8 @@ export class OperatorService {
     if (request.secret === '') throw invalidField('secret', 'is required');
     if (request.secret.length > MAX_SECRET_LENGTH) throw invalidField('secret', `longer than ${MAX_SECRET_LENGTH} characters`);
     if (/\s/.test(request.secret)) throw invalidField('secret', 'must not contain whitespace');
+    // The data plane sends it in an HTTP header: visible ASCII is all a vendor's key ever is.
+    if (!/^[\x21-\x7e]+$/.test(request.secret)) throw invalidField('secret', 'must be printable ASCII (a vendor API key or token)');
     if (vendor === 'twilio' && !/^AC[0-9a-fA-F]{32}$/.test(request.accountSid)) {
       throw invalidField('account_sid', 'twilio needs the account SID: "AC" followed by 32 hex digits');
     }
@@ -217,7 +230,7 @@ export class OperatorService {
   async createToken(caller: Caller, request: CreateTokenRequest): Promise<CreateTokenResponse> {
     this.authorize(caller, 'tokens.create');
     const role = roleName(request.role);
-    if (request.name.length > MAX_TOKEN_NAME_LENGTH) throw invalidField('name', `longer than ${MAX_TOKEN_NAME_LENGTH} characters`);
+    checkText(request.name, 'name', MAX_TOKEN_NAME_LENGTH, { controls: false });
     const token = generateSecret('operatorToken');
     const record: TokenRecord = { id: `tok_${randomBase62(16)}`, tokenHash: keyedHash(this.keys.pepper, token), name: request.name, role, createdAtMs: this.now() };
     await this.store.createToken(record);
@@ -243,9 +256,16 @@ export class OperatorService {
     if (this.audit === undefined) throw new OperatorError('unimplemented', 'this control plane has no audit store');
     const limit = request.limit === 0 ? DEFAULT_PAGE_SIZE : request.limit;
     if (!Number.isInteger(limit) || limit < 1 || limit > MAX_PAGE_SIZE) throw invalidField('limit', `must be 1 to ${MAX_PAGE_SIZE}`);
+    // Every filter reaches PostgreSQL: each is checked to be something it can compare.
+    checkText(request.idempotencyKey, 'idempotency_key', FILTER_MAX_LENGTH.idempotency_key);
+    checkText(request.label, 'label', FILTER_MAX_LENGTH.label);
+    checkText(request.keyId, 'key_id', FILTER_MAX_LENGTH.key_id);
+    checkText(request.vendorObjectId, 'vendor_object_id', FILTER_MAX_LENGTH.vendor_object_id);
     if (request.vendor !== '') parseVendor(request.vendor);
-    const since = request.since?.getTime();
-    const until = request.until?.getTime();
+    if (!AUDIT_DECISIONS.includes(request.decision)) throw invalidField('decision', `must be allowed or denied, got ${quote(request.decision)}`);
+    if (request.cursor !== '') checkAuditCursor(request.cursor);
+    const since = checkTime(request.since, 'since');
+    const until = checkTime(request.until, 'until');
     if (since !== undefined && until !== undefined && since >= until) throw invalidField('since', 'must be before until');
     const { rows, nextCursor } = await this.audit.query({
       idempotencyKey: request.idempotencyKey, label: request.label, keyId: request.keyId, vendor: request.vendor, vendorObjectId: request.vendorObjectId, decision: request.decision,
@@ -333,12 +353,43 @@ function encodePageToken(record: KeyRecord): string {
   return Buffer.from(JSON.stringify([record.createdAtMs, record.id])).toString('base64url');
 }
 
-function decodePageToken(token: string): { createdAtMs: number; id: string } {
-  try {
-    const [createdAtMs, id] = JSON.parse(Buffer.from(token, 'base64url').toString('utf8')) as [unknown, unknown];
-    if (typeof createdAtMs === 'number' && typeof id === 'string') return { createdAtMs, id };
-  } catch {
-    // fall through to the error below
+function decodePageToken(token: string, field: string): { createdAtMs: number; id: string } {
+  const value = decodeCursorJson(token);
+  if (Array.isArray(value) && value.length === 2) {
+    const [createdAtMs, id] = value as unknown[];
+    if (typeof createdAtMs === 'number' && Number.isSafeInteger(createdAtMs) && typeof id === 'string' && /^vk_[0-9A-Za-z]{20}$/.test(id)) return { createdAtMs, id };
   }
-  throw invalidField('page_token', 'is not a token this API returned');
+  throw invalidField(field, 'is not a token this API returned');
+}
+
+/** The JSON inside a base64url cursor this API handed out, or undefined for anything else. */
+function decodeCursorJson(cursor: string): unknown {
+  if (cursor.length > FILTER_MAX_LENGTH.cursor || !/^[A-Za-z0-9_-]*$/.test(cursor)) return undefined;
+  try {
+    return JSON.parse(STRICT_UTF8.decode(Buffer.from(cursor, 'base64url'))) as unknown;
+  } catch {
+    return undefined;
+  }
+}
+
+const STRICT_UTF8 = new TextDecoder('utf-8', { fatal: true });
+/** 0001-01-01 and 9999-12-31T23:59:59.999999Z in microseconds: what PostgreSQL's timestamptz arithmetic takes. */
+const CURSOR_MIN_MICROS = -62_135_596_800_000_000n;
+const CURSOR_MAX_MICROS = 253_402_300_799_999_999n;
+
+/**
+ * An audit cursor is [ts in microseconds (decimal text; older ones milliseconds, a number), data
+ * plane, incarnation, seq] in base64url JSON (AuditStore encodes and decodes it). Each part goes
+ * to PostgreSQL as a query parameter, so each is checked to be one it takes: a cursor made up to
+ * hold a NUL, a 20-digit time or a seq of 1e300 is refused here instead of failing there.
+ */
+function checkAuditCursor(cursor: string): void {
+  const value = decodeCursorJson(cursor);
+  if (Array.isArray(value) && value.length === 4) {
+    const [ts, dataplaneId, incarnation, seq] = value as unknown[];
+    const micros = typeof ts === 'number' && Number.isSafeInteger(ts) ? BigInt(ts) * 1000n : typeof ts === 'string' && /^-?\d{1,19}$/.test(ts) ? BigInt(ts) : null;
+    const storable = (text: unknown) => typeof text === 'string' && isStorableText(text, 255);
+    if (micros !== null && micros >= CURSOR_MIN_MICROS && micros <= CURSOR_MAX_MICROS && storable(dataplaneId) && storable(incarnation) && typeof seq === 'number' && Number.isSafeInteger(seq)) return;
+  }
+  throw invalidField('cursor', 'is not a cursor this API returned');
 }

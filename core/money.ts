@@ -25,17 +25,17 @@ export function parseUsdToMicros(value: unknown, field: string): number {
   } else {
     throw invalidField(field, `must be a number of US dollars, got ${describeType(value)}`);
   }
-  if (/e/i.test(text)) throw invalidField(field, `${text} is out of range`);
-  if (text.startsWith('-')) throw invalidField(field, `must be greater than 0, got ${text}`);
+  if (/e/i.test(text)) throw invalidField(field, `${quote(value)} is out of range`);
+  if (text.startsWith('-')) throw invalidField(field, `must be greater than 0, got ${quote(value)}`);
   const match = DECIMAL_PATTERN.exec(text);
   if (match === null) throw invalidField(field, `must be a number of US dollars, got ${quote(value)}`);
   const whole = match[1] ?? '0';
   const fraction = match[2] ?? '';
   if (fraction.length > MICRO_DIGITS && /[1-9]/.test(fraction.slice(MICRO_DIGITS))) {
-    throw invalidField(field, `has more than ${MICRO_DIGITS} decimal places: ${text}`);
+    throw invalidField(field, `has more than ${MICRO_DIGITS} decimal places: ${quote(value)}`);
   }
   const micros = BigInt(whole) * BigInt(MICROS_PER_USD) + BigInt(fraction.slice(0, MICRO_DIGITS).padEnd(MICRO_DIGITS, '0'));
-  if (micros > BigInt(Number.MAX_SAFE_INTEGER)) throw invalidField(field, `${text} is out of range`);
+  if (micros > BigInt(Number.MAX_SAFE_INTEGER)) throw invalidField(field, `${quote(value)} is out of range`);
   return Number(micros);
 }
 

@@ -4,6 +4,7 @@ import { hostname } from 'node:os';
 import { compilePriceTables, DEFAULT_PRICE_TABLES, PriceTableError, type PriceTables } from '../core/cost/index.js';
 import { parseListenAddress, parseUrlList, readDurationMs, readLogLevel, readOptional, readRequired, readSecretToken, ConfigError, type Env } from '../core/config.js';
 import { quote } from '../core/quote.js';
+import { parseStrictJsonText, StrictJsonError } from '../core/cost/strict-json.js';
 
 export interface DataPlaneConfig {
   /** gRPC host:port of control-plane replicas; any one will do. */
@@ -31,9 +32,11 @@ function readPriceTables(env: Env): PriceTables {
   if (path === undefined) return DEFAULT_PRICE_TABLES;
   let json: unknown;
   try {
-    json = JSON.parse(readFileSync(path, 'utf8'));
+    // Strict: a repeated member ("eur" twice) has two readings; refused rather than last-one-wins.
+    json = parseStrictJsonText(readFileSync(path, 'utf8'), path);
   } catch (error) {
-    throw new ConfigError('KEYBRAKE_PRICE_TABLES', `cannot read ${path} as JSON (${error instanceof Error ? error.message : String(error)})`);
+    const problem = error instanceof StrictJsonError ? error.problem : error instanceof Error ? error.message : String(error);
+    throw new ConfigError('KEYBRAKE_PRICE_TABLES', `cannot read ${path} as JSON (${problem})`);
   }
   try {
     return compilePriceTables(json);

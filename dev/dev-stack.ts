@@ -12,6 +12,7 @@ import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 import { parseListenAddress } from '../core/config.js';
+import { isJsonObject, parseStrictJsonText } from '../core/cost/strict-json.js';
 import { findEtcdBinary, startEtcd, stopChild, type EtcdProcess } from './etcd-process.js';
 import { startPostgres, type PostgresProcess } from './postgres-process.js';
 
@@ -35,7 +36,14 @@ export async function runDevStack(args: readonly string[]): Promise<void> {
   await mkdir(home, { recursive: true });
   // PostgreSQL runs as the `postgres` user when we are root: it must be able to reach its data dir.
   await chmod(home, 0o755);
-  const secrets = await loadOrCreateSecrets(join(home, 'local.json'));
+  let secrets: LocalSecrets;
+  try {
+    secrets = await loadOrCreateSecrets(join(home, 'local.json'));
+  } catch (error) {
+    process.stderr.write(`keybrake dev: ${error instanceof Error ? error.message : String(error)}\n`);
+    process.exitCode = 1;
+    return;
+  }
   const etcdBinary = await ensureEtcdBinary();
 
   const grpcAddr = parseListenAddress(process.env, 'KEYBRAKE_GRPC_ADDR', '127.0.0.1:7070').text;
@@ -102,7 +110,7 @@ export async function runDevStack(args: readonly string[]): Promise<void> {
 }
 
 async function loadOrCreateSecrets(path: string): Promise<LocalSecrets> {
-  if (existsSync(path)) return JSON.parse(await readFile(path, 'utf8')) as LocalSecrets;
+  if (existsSync(path)) return readLocalSecrets(path, await readFile(path, 'utf8'));
   const secrets: LocalSecrets = {
     master_key: randomBytes(32).toString('base64'),
     admin_token: `kbadmin_${randomBytes(24).toString('base64url')}`,
@@ -111,6 +119,16 @@ async function loadOrCreateSecrets(path: string): Promise<LocalSecrets> {
   };
   await writeFile(path, `${JSON.stringify(secrets, null, 2)}\n`, { mode: 0o600 });
   return secrets;
+}
+
+/** The stack's secrets, read strictly: a member given twice (say, after a hand edit) is refused, not read as its last. */
+function readLocalSecrets(path: string, text: string): LocalSecrets {
+  const value = parseStrictJsonText(text, path);
+  const fields = ['master_key', 'admin_token', 'dataplane_token', 'postgres_password'] as const;
+  if (!isJsonObject(value) || !fields.every((field) => typeof value[field] === 'string')) {
+    throw new Error(`${path} must be a JSON object with the string members ${fields.join(', ')}`);
+  }
+  return { master_key: value['master_key'] as string, admin_token: value['admin_token'] as string, dataplane_token: value['dataplane_token'] as string, postgres_password: value['postgres_password'] as string };
 }
 
 /** Finds etcd; as root on Debian, installs the etcd-server package if it is missing. */

@@ -2,7 +2,9 @@
  * JSON for pricing: RFC 8259 JSON, refusing a repeated object key. JSON.parse keeps the last of
  * `{"to": [...3 addresses], "to": "one"}` while another parser may keep the first, so a repeated
  * key is two readings of one request and is refused. Objects come back without a prototype, so
- * a `__proto__` key is just a key.
+ * a `__proto__` key is just a key. parseStrictJson refuses as the cost model does;
+ * parseStrictJsonText, for everything else that reads JSON from a user or an operator, throws a
+ * plain StrictJsonError for its caller to map.
  */
 import { malformed } from './refusal.js';
 import { quote } from '../quote.js';
@@ -16,12 +18,26 @@ const MAX_DEPTH = 64;
 const NUMBER = /-?(?:0|[1-9]\d*)(?:\.\d+)?(?:[eE][+-]?\d+)?/y;
 const LITERALS: ReadonlyArray<readonly [string, JsonValue]> = [['true', true], ['false', false], ['null', null]];
 
+/** What is wrong with a refused document, beyond the message. */
+interface Refusal {
+  /** Not RFC 8259 JSON: what and where ("unexpected end at offset 12"). */
+  readonly syntax?: string;
+  /** The object key given more than once. */
+  readonly repeatedKey?: string;
+}
+
+/** Makes the error for a refused document: `problem` follows `what` ("is not valid JSON: …"). */
+type Refuse = (what: string, problem: string, refusal: Refusal) => Error;
+
+const refuseAsCostModel: Refuse = (what, problem) => malformed(`${what} ${problem}`);
+
 class Parser {
   private index = 0;
 
   constructor(
     private readonly text: string,
     private readonly what: string,
+    private readonly refuse: Refuse = refuseAsCostModel,
   ) {}
 
   parseDocument(): JsonValue {
@@ -32,7 +48,8 @@ class Parser {
   }
 
   private fail(problem: string): Error {
-    return malformed(`${this.what} is not valid JSON: ${problem} at offset ${this.index}`);
+    const syntax = `${problem} at offset ${this.index}`;
+    return this.refuse(this.what, `is not valid JSON: ${syntax}`, { syntax });
   }
 
   private skipWhitespace(): void {
@@ -115,7 +132,7 @@ class Parser {
       this.skipWhitespace();
       if (this.text[this.index] !== '"') throw this.fail('expected a property name');
       const key = this.string();
-      if (Object.hasOwn(object, key)) throw malformed(`${this.what} gives the property ${quote(key)} more than once`);
+      if (Object.hasOwn(object, key)) throw this.refuse(this.what, `gives the property ${quote(key)} more than once`, { repeatedKey: key });
       this.expect(':');
       object[key] = this.value(depth + 1);
       if (this.closes('}')) return object;
@@ -135,6 +152,35 @@ export function parseStrictJson(bytes: Uint8Array, what: string): JsonValue {
     throw malformed(`${what} is not valid UTF-8`);
   }
   return new Parser(text, what).parseDocument();
+}
+
+/** What parseStrictJsonText throws. `message` is `<what> <problem>`. */
+export class StrictJsonError extends Error {
+  override readonly name = 'StrictJsonError';
+  /** Not RFC 8259 JSON: what and where ("unexpected end at offset 12"). */
+  readonly syntax: string | undefined;
+  /** The object key given more than once. */
+  readonly repeatedKey: string | undefined;
+
+  constructor(
+    readonly what: string,
+    /** "is not valid JSON: unexpected end at offset 12", or "gives the property \"a\" more than once". */
+    readonly problem: string,
+    refusal: Refusal,
+  ) {
+    super(`${what} ${problem}`);
+    this.syntax = refusal.syntax;
+    this.repeatedKey = refusal.repeatedKey;
+  }
+}
+
+/**
+ * Parses JSON text by the same rules as parseStrictJson (a repeated key, nesting deeper than 64
+ * levels, anything outside RFC 8259 refused; objects without a prototype), throwing a
+ * StrictJsonError naming `what` instead of a cost-model refusal.
+ */
+export function parseStrictJsonText(text: string, what: string): JsonValue {
+  return new Parser(text, what, (name, problem, refusal) => new StrictJsonError(name, problem, refusal)).parseDocument();
 }
 
 export function isJsonObject(value: JsonValue | undefined): value is JsonObject {

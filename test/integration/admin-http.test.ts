@@ -230,6 +230,154 @@ describe('listing, revoking and deleting', () => {
   });
 });
 
+/** A cursor of the audit trail's shape ([ts micros, data plane, incarnation, seq]) holding what a caller chose. */
+const craftedCursor = (parts: unknown[]) => Buffer.from(JSON.stringify(parts)).toString('base64url');
+
+describe('query parameters (every route that takes a query, and every other)', () => {
+  it.each<[string, RegExp]>([
+    // Each of these used to reach PostgreSQL and come back as a 500.
+    ['/audit?until=99999999999999999999', /^until: must be a time from 1970-01-01T00:00:00Z to 9999-12-31T23:59:59.999Z/],
+    ['/audit?since=2026-01-01T00:00:00Z&until=10000-01-01T00:00:00Z', /^until: must be an ISO 8601 time/],
+    ['/audit?label=%00', /^label: must not contain NUL/],
+    ['/audit?idempotency_key=a%00b', /^idempotency_key: must not contain NUL/],
+    ['/audit?key_id=%00', /^key_id: must not contain NUL/],
+    ['/audit?vendor_object_id=ch_%00', /^vendor_object_id: must not contain NUL/],
+    [`/audit?cursor=${craftedCursor(['1', 'dp\u0000', 'x', 1])}`, /^cursor: is not a cursor this API returned/],
+    [`/audit?cursor=${craftedCursor(['9999999999999999999', 'dp', 'x', 1])}`, /^cursor: is not a cursor this API returned/],
+    [`/audit?cursor=${craftedCursor(['1', 'dp', 'x', 1e300])}`, /^cursor: is not a cursor this API returned/],
+    [`/audit?cursor=${craftedCursor([9e15, 'dp', 'x', 1])}`, /^cursor: is not a cursor this API returned/],
+    ['/audit?cursor=%00', /^cursor: /],
+    // Bounds, syntax, repetition, unknown names.
+    [`/audit?label=${'l'.repeat(201)}`, /^label: longer than 200 characters \(201\)/],
+    [`/audit?idempotency_key=${'i'.repeat(256)}`, /^idempotency_key: longer than 255 characters/],
+    [`/audit?key_id=vk_${'k'.repeat(62)}`, /^key_id: longer than 64 characters/],
+    [`/audit?vendor_object_id=${'o'.repeat(256)}`, /^vendor_object_id: longer than 255 characters/],
+    [`/audit?cursor=${'c'.repeat(1025)}`, /^cursor: /],
+    ['/audit?since=2026-02-31', /^since: is not a valid time/],
+    ['/audit?since=foo%202020', /^since: must be an ISO 8601 time/],
+    ['/audit?limit=0', /^limit: must be a whole number from 1 to 1000/],
+    ['/audit?limit=99999999999999999999', /^limit: must be a whole number from 1 to 1000/],
+    ['/audit?decision=maybe', /^decision: must be allowed or denied/],
+    ['/audit?label=a&label=b', /^label: given more than once/],
+    ['/audit?lable=a', /^lable: unknown parameter \(expected label, key_id, /],
+    ['/vault/keys?label=%00', /^label: must not contain NUL/],
+    [`/vault/keys?label_prefix=${'p'.repeat(201)}`, /^label_prefix: longer than 200 characters/],
+    [`/vault/keys?cursor=${craftedCursor([1, 'not-a-key'])}`, /^cursor: is not a token this API returned/],
+    ['/vault/keys?cursor=%00', /^cursor: is not a token this API returned/],
+    ['/vault/keys?limit=0', /^limit: must be a whole number from 1 to 1000/],
+    ['/vault/keys?status=active&status=revoked', /^status: given more than once/],
+    ['/vault/keys?page_size=5', /^page_size: unknown parameter \(expected label, label_prefix, vendor, status, limit, cursor\)/],
+    [`/vault/keys?${'n'.repeat(5000)}=1`, /^"n+…" \(5000 characters\): unknown parameter/],
+    ['/vault/keys/vk_00000000000000000000?x=1', /^x: unknown parameter \(this route takes none\)/],
+    ['/tokens?role=admin', /^role: unknown parameter \(this route takes none\)/],
+    ['/whoami?a=%00', /^a: unknown parameter/],
+  ])('GET %s is a 422 naming the parameter', async (path, message) => {
+    const response = await cp.http('GET', path);
+    expect(response.status).toBe(422);
+    expect(response.body.error.code).toBe('invalid_argument');
+    expect(response.body.error.message).toMatch(message);
+    expect(response.body.error.message.length).toBeLessThan(300);
+  });
+
+  it('takes what URLSearchParams makes of bad UTF-8 (U+FFFD) as the text it is, and the largest values', async () => {
+    const replaced = await cp.http('GET', '/audit?label=%ED%A0%80');
+    expect(replaced.status).toBe(200);
+    expect(replaced.body.entries).toEqual([]);
+    const edges = await cp.http('GET', `/audit?label=${'l'.repeat(200)}&idempotency_key=${'i'.repeat(255)}&since=0&until=9999-12-31T23:59:59.999Z&limit=1000`);
+    expect(edges.status).toBe(200);
+    expect((await cp.http('GET', '/audit?label=&vendor=&since=&limit=')).status).toBe(200);
+  });
+
+  it('checks who is asking before the parameters, and leaves the probes alone', async () => {
+    expect((await cp.http('GET', '/audit?label=%00', { token: null })).status).toBe(401);
+    expect((await cp.http('GET', '/tokens?x=1', { token: null })).status).toBe(401);
+    expect((await cp.http('GET', '/healthz?probe=1', { token: null })).status).toBe(200);
+  });
+
+  it('refuses malformed path ids, naming them without echoing them whole', async () => {
+    const nul = await cp.http('GET', '/vault/keys/%00');
+    expect(nul.status).toBe(422);
+    expect(nul.body.error.message).toBe('id: "\\u0000" is not a vault key id (vk_…)');
+    const long = await cp.http('DELETE', `/vault/keys/${'k'.repeat(6000)}`);
+    expect(long.status).toBe(422);
+    expect(long.body.error.message).toMatch(/^id: "k+…" \(6000 characters\) is not a vault key id/);
+    expect((await cp.http('POST', '/vault/keys/%00/revoke')).body.error.message).toMatch(/^id: "\\u0000"/);
+    expect((await cp.http('DELETE', '/tokens/%00')).body.error.message).toMatch(/^id: "\\u0000" is not an operator token id/);
+    const vendor = await cp.http('PUT', '/vendors/%00/credential', { body: { secret: 'sk_test_x' } });
+    expect(vendor.status).toBe(422);
+    expect(vendor.body.error.message).toMatch(/^vendor: unknown vendor "\\u0000"/);
+  });
+
+  it('names an unknown route without echoing its path whole', async () => {
+    const response = await cp.http('GET', `/${'p'.repeat(8000)}`);
+    expect(response.status).toBe(404);
+    expect(response.body.error.message).toMatch(/^no route GET \/p+… \(8001 characters\)$/);
+    const method = await cp.http('PATCH', `/vault/keys/${'k'.repeat(8000)}`);
+    expect(method.status).toBe(404);
+    expect(method.body.error.message.length).toBeLessThan(200);
+  });
+});
+
+describe('request bodies', () => {
+  it('refuses a member given twice: the duplicated budget issues no key', async () => {
+    const before = await keyCount();
+    const rawBody = '{"vendor":"stripe","allowed_endpoints":["POST /v1/charges"],"budget_usd":1,"budget_usd":1e9}';
+    const response = await cp.http('POST', '/vault/keys', { rawBody });
+    expect(response.status).toBe(400);
+    expect(response.body.error).toEqual({ code: 'malformed_request', message: 'body: the member "budget_usd" is given more than once' });
+    expect(await keyCount()).toBe(before);
+    const admin = await cp.http('POST', '/admin/vault_keys', { rawBody: '{"vendor":"stripe","allowed_endpoints":["POST /v1/charges"],"daily_usd_cap":1,"expires_in":"1h","expires_in":"90d"}' });
+    expect(admin.body.error.message).toBe('body: the member "expires_in" is given more than once');
+    expect(await keyCount()).toBe(before);
+  });
+
+  it('refuses a member given twice in the credential and token bodies', async () => {
+    const credential = await cp.http('PUT', '/vendors/stripe/credential', { rawBody: '{"secret":"sk_test_a","secret":"sk_test_b"}' });
+    expect(credential.status).toBe(400);
+    expect(credential.body.error.message).toBe('body: the member "secret" is given more than once');
+    const token = await cp.http('POST', '/tokens', { rawBody: '{"role":"auditor","role":"admin"}' });
+    expect(token.status).toBe(400);
+    expect(token.body.error.message).toBe('body: the member "role" is given more than once');
+  });
+
+  it('reads __proto__ as an unknown field, bounds nesting, and refuses bytes that are not UTF-8', async () => {
+    const proto = await cp.http('POST', '/vault/keys', { rawBody: '{"__proto__":{"budget_usd":1e9},"vendor":"stripe","allowed_endpoints":["POST /v1/charges"],"budget_usd":1}' });
+    expect(proto.status).toBe(422);
+    expect(proto.body.error.message).toMatch(/^__proto__: unknown field/);
+    const deep = await cp.http('POST', '/tokens', { rawBody: `{"role":${'['.repeat(50_000)}${']'.repeat(50_000)}}` });
+    expect(deep.status).toBe(400);
+    expect(deep.body.error.message).toMatch(/^body: not valid JSON \(nested deeper than 64 levels/);
+    const bytes = Buffer.concat([Buffer.from('{"role":"auditor","name":"'), Buffer.from([0xff, 0xfe]), Buffer.from('"}')]);
+    const response = await fetch(`${cp.adminUrl}/tokens`, { method: 'POST', headers: { authorization: `Bearer ${cp.config.adminToken}` }, body: bytes });
+    expect(response.status).toBe(400);
+    expect(await response.json()).toEqual({ error: { code: 'malformed_request', message: 'body: not valid UTF-8' } });
+  });
+
+  it('names an unknown field without echoing it whole', async () => {
+    const name = 'f'.repeat(800_000);
+    const routes = [['POST', '/vault/keys', seedBody], ['PUT', '/vendors/stripe/credential', { secret: 'sk_test_x' }], ['POST', '/tokens', { role: 'auditor' }]] as const;
+    for (const [method, path, body] of routes) {
+      const response = await cp.http(method, path, { body: { ...body, [name]: 1 } });
+      expect(response.status).toBe(422);
+      expect(response.body.error.message).toMatch(/^"f+…" \(800000 characters\): unknown field \(expected /);
+      expect(response.body.error.message.length).toBeLessThan(400);
+    }
+    expect((await cp.http('POST', '/tokens', { body: { role: 'auditor', rol: 'admin' } })).body.error.message).toBe('rol: unknown field (expected role, name)');
+  });
+
+  it('refuses text no name, label or secret should hold', async () => {
+    const label = await cp.http('POST', '/vault/keys', { rawBody: JSON.stringify({ ...seedBody, agent_run_label: 'x' }).replace('"x"', '"\\ud800"') });
+    expect(label.status).toBe(422);
+    expect(label.body.error.message).toMatch(/^label: must be Unicode text/);
+    const name = await cp.http('POST', '/tokens', { body: { role: 'auditor', name: 'line\nbreak' } });
+    expect(name.status).toBe(422);
+    expect(name.body.error.message).toBe('name: must not contain control characters');
+    const secret = await cp.http('PUT', '/vendors/stripe/credential', { body: { secret: 'sk_test_\u0000x' } });
+    expect(secret.status).toBe(422);
+    expect(secret.body.error.message).toMatch(/^secret: must be printable ASCII/);
+  });
+});
+
 describe('vendor credentials', () => {
   it('stores a credential without ever returning the secret', async () => {
     const response = await cp.http('PUT', '/vendors/stripe/credential', { body: { secret: 'sk_test_never_returned_123' } });

@@ -6,7 +6,7 @@ import { service as healthService } from 'grpc-health-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { createOperatorClient } from '../../cli/operator-client.js';
-import { KeyStatus, TokenRole, type KeySpec } from '../../gen/keybrake/v1/operator.js';
+import { KeyStatus, TokenRole, type KeySpec, type ListKeysRequest, type QueryAuditRequest } from '../../gen/keybrake/v1/operator.js';
 import { createTestStack, startTestControlPlane, type TestControlPlane } from '../support/control-plane.js';
 
 let cp: TestControlPlane;
@@ -99,6 +99,62 @@ describe('OperatorService', () => {
     } finally {
       auditor.close();
     }
+  });
+});
+
+describe('QueryAudit and ListKeys check every filter (the checks the HTTP API shares)', () => {
+  const audit = (change: Partial<QueryAuditRequest>): QueryAuditRequest => ({
+    idempotencyKey: '', label: '', keyId: '', vendor: '', since: undefined, until: undefined, limit: 0, cursor: '', vendorObjectId: '', decision: '', ...change,
+  });
+  const list = (change: Partial<ListKeysRequest>): ListKeysRequest => ({ label: '', labelPrefix: '', vendor: '', status: 0, pageSize: 0, pageToken: '', ...change });
+  const cursor = (parts: unknown[]) => Buffer.from(JSON.stringify(parts)).toString('base64url');
+
+  it.each<[string, Partial<QueryAuditRequest>, RegExp]>([
+    // Each of these used to reach PostgreSQL and come back INTERNAL.
+    ['a NUL in the label', { label: 'a\u0000' }, /^label: must not contain NUL/],
+    ['a NUL in the idempotency key', { idempotencyKey: '\u0000' }, /^idempotency_key: must not contain NUL/],
+    ['a NUL in the key id', { keyId: 'vk_\u0000' }, /^key_id: must not contain NUL/],
+    ['a NUL in the vendor object id', { vendorObjectId: '\u0000' }, /^vendor_object_id: must not contain NUL/],
+    ['a NUL in the decision', { decision: 'allowed\u0000' }, /^decision: must be allowed or denied/],
+    ['a time after 9999', { until: new Date(Date.UTC(20_000, 0, 1)) }, /^until: must be a time from 1970-01-01T00:00:00Z to 9999-12-31T23:59:59.999Z/],
+    ['a time before 1970', { since: new Date(Date.UTC(1960, 0, 1)) }, /^since: must be a time from 1970/],
+    ['a cursor holding a NUL', { cursor: cursor(['1', 'dp\u0000', 'x', 1]) }, /^cursor: is not a cursor this API returned/],
+    ['a cursor past bigint', { cursor: cursor(['9999999999999999999', 'dp', 'x', 1]) }, /^cursor: is not a cursor this API returned/],
+    ['a cursor with a seq of 1e300', { cursor: cursor(['1', 'dp', 'x', 1e300]) }, /^cursor: is not a cursor this API returned/],
+    // Bounds.
+    ['a label over 200 characters', { label: 'l'.repeat(201) }, /^label: longer than 200 characters/],
+    ['an idempotency key over 255 characters', { idempotencyKey: 'i'.repeat(256) }, /^idempotency_key: longer than 255 characters/],
+    ['a key id over 64 characters', { keyId: 'k'.repeat(65) }, /^key_id: longer than 64 characters/],
+    ['a vendor object id over 255 characters', { vendorObjectId: 'o'.repeat(256) }, /^vendor_object_id: longer than 255 characters/],
+    ['a cursor over 1024 characters', { cursor: 'c'.repeat(1025) }, /^cursor: /],
+    ['a negative limit', { limit: -1 }, /^limit: must be 1 to 1000/],
+    ['an unknown decision', { decision: 'maybe' }, /^decision: must be allowed or denied, got "maybe"/],
+  ])('QueryAudit refuses %s with INVALID_ARGUMENT naming the field', async (_name, change, message) => {
+    const error = await grpcError(cp.client.queryAudit(audit(change)));
+    expect(error.code).toBe(status.INVALID_ARGUMENT);
+    expect(error.details).toMatch(message);
+  });
+
+  it('QueryAudit takes the edges of each range', async () => {
+    const edges = await cp.client.queryAudit(audit({ label: 'l'.repeat(200), idempotencyKey: 'i'.repeat(255), since: new Date(0), until: new Date(Date.UTC(9999, 11, 31, 23, 59, 59, 999)), limit: 1000 }));
+    expect(edges.entries).toEqual([]);
+  });
+
+  it.each<[string, Partial<ListKeysRequest>, RegExp]>([
+    ['a NUL in the label', { label: '\u0000' }, /^label: must not contain NUL/],
+    ['a label prefix over 200 characters', { labelPrefix: 'p'.repeat(201) }, /^label_prefix: longer than 200 characters/],
+    ['a page token of another shape', { pageToken: cursor([1, 'not-a-key']) }, /^page_token: is not a token this API returned/],
+    ['a page token that is not base64url', { pageToken: '%%%' }, /^page_token: is not a token this API returned/],
+    ['a page size over 1000', { pageSize: 1001 }, /^page_size: must be 1 to 1000/],
+  ])('ListKeys refuses %s with INVALID_ARGUMENT naming the field', async (_name, change, message) => {
+    const error = await grpcError(cp.client.listKeys(list(change)));
+    expect(error.code).toBe(status.INVALID_ARGUMENT);
+    expect(error.details).toMatch(message);
+  });
+
+  it('refuses a token name or a vendor secret no one could mean', async () => {
+    expect((await grpcError(cp.client.createToken({ role: TokenRole.TOKEN_ROLE_AUDITOR, name: 'a\u0000b' }))).details).toBe('name: must not contain control characters');
+    expect((await grpcError(cp.client.setVendorCredential({ vendor: 'stripe', secret: 'sk_test_\u0000', accountSid: '' }))).details).toMatch(/^secret: must be printable ASCII/);
   });
 });
 

@@ -237,6 +237,9 @@ describe('gRPC messages', () => {
       const tooLargeForMethod = await rawCall('/keybrake.v1.OperatorService/GetKey', Buffer.alloc(2 * 1024 * 1024, 0x0a), stack.adminToken);
       expect(tooLargeForMethod.code).toBe(status.RESOURCE_EXHAUSTED);
       expect(tooLargeForMethod.details).toMatch(/GetKey takes requests of at most 1048576 bytes/);
+      // Bytes the decoder cannot read are the caller's mistake, not an internal error.
+      const garbage = await rawCall('/keybrake.v1.OperatorService/GetKey', Buffer.from([0xff, 0xff, 0xff, 0xff]), stack.adminToken);
+      expect(garbage.code).toBe(status.INVALID_ARGUMENT);
       // The data planes' service: the token first, then the stream's own bound.
       const stream = await rawCall('/keybrake.v1.DataPlaneService/Connect', Buffer.alloc(40 * 1024 * 1024, 0x0a), null);
       expect(stream.code).toBe(status.UNAUTHENTICATED);

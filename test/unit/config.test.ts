@@ -1,6 +1,11 @@
 import { describe, expect, it } from 'vitest';
 
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
 import { compileControlPlaneConfig } from '../../control-plane/config.js';
+import { DEFAULT_PRICE_TABLES_JSON } from '../../core/cost/index.js';
 import { compileDataPlaneConfig } from '../../data-plane/config.js';
 
 const good = {
@@ -75,5 +80,19 @@ describe('data-plane configuration', () => {
     [{ KEYBRAKE_MAX_BODY_BYTES: '-1' }, /^KEYBRAKE_MAX_BODY_BYTES: must be a positive whole number/],
   ])('names the variable when %j', (change, message) => {
     expect(() => compileDataPlaneConfig({ ...dp, ...change })).toThrow(message);
+  });
+
+  it('refuses a price tables file that gives a member twice (two readings of one rate)', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'price-tables-'));
+    try {
+      const path = join(dir, 'prices.json');
+      const tables = JSON.stringify(DEFAULT_PRICE_TABLES_JSON);
+      writeFileSync(path, tables.replace('"eur":{"microsPerMajorUnit":1200000}', '"eur":{"microsPerMajorUnit":1200000},"eur":{"microsPerMajorUnit":1}'));
+      expect(() => compileDataPlaneConfig({ ...dp, KEYBRAKE_PRICE_TABLES: path })).toThrow(/^KEYBRAKE_PRICE_TABLES: cannot read .* as JSON \(.*"eur".*more than once/);
+      writeFileSync(path, tables);
+      expect(compileDataPlaneConfig({ ...dp, KEYBRAKE_PRICE_TABLES: path }).priceTables.exchangeRates['eur']).toEqual({ microsPerMajorUnit: 1_200_000 });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
