@@ -47,6 +47,15 @@ export function parseMinorAmount(text: string, field: string): bigint {
   return BigInt(text);
 }
 
+/**
+ * A signed Stripe amount (a customer balance transaction, an invoice item, a customer's balance),
+ * as its size: a credit of -500 moves as much money as a debit of 500. A leading '-' is the only
+ * sign accepted; the digits follow parseMinorAmount's rules.
+ */
+export function parseMinorMagnitude(text: string, field: string): bigint {
+  return parseMinorAmount(text.startsWith('-') ? text.slice(1) : text, field);
+}
+
 export interface AmountRules {
   /** Payouts have stricter rules for some currencies. */
   readonly payout?: boolean;
@@ -102,11 +111,12 @@ function describeScaled(scaledAmount: bigint, extraScale: number): string {
  * currency the operator priced. This bounds every object in a priced currency, which every
  * payment made through a capped key is; an object created elsewhere in a currency without a rate
  * is the one case it cannot bound, and settlement reprices from the answer where it can.
+ * `extraScale` as for minorToMicros.
  */
-export function worstCaseMicros(amount: bigint, tables: PriceTables): { micros: number; currency: string } {
+export function worstCaseMicros(amount: bigint, tables: PriceTables, extraScale = 0): { micros: number; currency: string } {
   let worst: { micros: number; currency: string } | null = null;
   for (const currency of Object.keys(tables.exchangeRates).sort()) {
-    const micros = minorToMicros(amount, currency, tables);
+    const micros = minorToMicros(amount, currency, tables, extraScale);
     if (worst === null || micros > worst.micros) worst = { micros, currency };
   }
   if (worst === null) throw new CostRefusal('currency_not_priced', 'no exchange rate is configured at all; an operator must set one');

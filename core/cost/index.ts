@@ -56,7 +56,7 @@ export function settleCost(request: PricedRequest, estimate: CostEstimate, respo
   }
 }
 
-/** Only POSTs move money; a 'post' spelt otherwise must not pass for a free read. Copies only when it must. */
+/** Methods are matched upper-case (routes, reads): a 'post' spelt otherwise must not pass for an unknown, or a free, call. Copies only when it must. */
 function withUpperCaseMethod(request: PricedRequest): PricedRequest {
   const method = request.method.toUpperCase();
   return method === request.method ? request : { ...request, method };

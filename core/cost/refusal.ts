@@ -27,6 +27,11 @@ export function notPriced(currency: string): CostRefusal {
   return new CostRefusal('currency_not_priced', `no exchange rate is configured for ${currency.toUpperCase()}; an operator must set one before calls in it can be capped`);
 }
 
+/** The call would send money to, or act as, a connected account: no vault key may (yet). */
+export function accountRouting(message: string): CostRefusal {
+  return new CostRefusal('account_routing', message);
+}
+
 export const FREE: CostEstimate = Object.freeze({ kind: 'free' });
 
 /**

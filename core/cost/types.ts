@@ -27,7 +27,11 @@ export interface KeyPricing {
   readonly perCallEstimateMicros: number;
 }
 
-export type RefusalCode = 'request_malformed' | 'amount_unknown' | 'currency_not_priced';
+/**
+ * Why a call is not forwarded. `account_routing`: the call would send money to, or act as, a
+ * connected account (`on_behalf_of`, `transfer_data`, …), which no vault key may do yet.
+ */
+export type RefusalCode = 'request_malformed' | 'amount_unknown' | 'currency_not_priced' | 'account_routing';
 
 export type CostEstimate =
   /** Moves no money: reads, customers, metadata updates, … */
@@ -42,6 +46,12 @@ export type CostEstimate =
       readonly amount: number | null;
       readonly currency: string | null;
       readonly detail: string;
+      /**
+       * Money already counted for this object by an earlier call (a PaymentIntent priced at its
+       * creation, now confirmed or captured). Settlement counts only what the answer shows beyond
+       * it: max(0, revealed − covered).
+       */
+      readonly coveredMicros?: number;
     }
   /** Not forwarded: the call's cost cannot be bounded. */
   | { readonly kind: 'refused'; readonly code: RefusalCode; readonly message: string };

@@ -17,7 +17,7 @@ let stack: TestStack;
 let cp: TestControlPlane;
 let sims: AllSimulators;
 let dp: TestDataPlane;
-const keys = { stripe: '', twilio: '', resend: '', revoked: '' };
+const keys = { stripe: '', twilio: '', resend: '', revoked: '', echo: '' };
 const MAX_BODY = 64 * 1024;
 
 const spec = (vendor: string, allowedEndpoints: string[], change: Partial<KeySpec> = {}): KeySpec => ({
@@ -38,9 +38,11 @@ beforeAll(async () => {
       spec('twilio', ['POST /2010-04-01/Accounts/*/Messages.json', 'GET /2010-04-01/Accounts/*']),
       spec('resend', ['POST /emails', 'POST /emails/batch']),
       spec('stripe', ['POST /v1/charges']),
+      // The simulator's echo route is no Stripe endpoint the cost model knows: a per-call estimate prices it.
+      spec('stripe', [`POST ${STRIPE_ECHO_HEADERS_PATH}`], { perCallEstimateMicros: 1_000_000 }),
     ],
   });
-  [keys.stripe, keys.twilio, keys.resend, keys.revoked] = issued.map((i) => i.vaultKey) as [string, string, string, string];
+  [keys.stripe, keys.twilio, keys.resend, keys.revoked, keys.echo] = issued.map((i) => i.vaultKey) as [string, string, string, string, string];
   await cp.client.revokeKey({ id: issued[3]!.key!.id });
   dp = await startTestDataPlane(stack, cp.grpcAddress, { stripe: sims.stripe.url, twilio: sims.twilio.url, resend: sims.resend.url }, {
     KEYBRAKE_MAX_BODY_BYTES: String(MAX_BODY),
@@ -254,7 +256,7 @@ describe('what is refused never reaches the vendor', () => {
 
 describe('the real secret never leaves', () => {
   it('is scrubbed from a vendor error that echoes request headers, body and headers alike', async () => {
-    const answer = await rawRequest(dp.port, `POST /v1/test_helpers/echo_headers HTTP/1.1\nHost: x\nAuthorization: Bearer ${keys.stripe}\nContent-Length: 0\nConnection: close\n\n`);
+    const answer = await rawRequest(dp.port, `POST /v1/test_helpers/echo_headers HTTP/1.1\nHost: x\nAuthorization: Bearer ${keys.echo}\nContent-Length: 0\nConnection: close\n\n`);
     expect(answer.status).toBe(400);
     expect(sims.stripe.wiretap.last()?.response?.body.toString()).toContain(sims.secrets.stripeSecretKey);
     expect(secretsIn(answer.raw)).toEqual([]);

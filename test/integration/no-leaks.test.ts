@@ -46,7 +46,8 @@ afterAll(async () => {
 
 describe('secrets never leak', () => {
   it('into logs, answers or metrics, on any path', async () => {
-    const spec = (vendor: string, endpoints: string[]): KeySpec => ({ vendor, label: 'leaks', allowedEndpoints: endpoints, dailyCapMicros: 0, budgetMicros: 100_000_000, expiresInSeconds: 600, perCallEstimateMicros: 0 });
+    // The simulator's echo route is no Stripe endpoint the cost model knows: a per-call estimate prices it.
+    const spec = (vendor: string, endpoints: string[]): KeySpec => ({ vendor, label: 'leaks', allowedEndpoints: endpoints, dailyCapMicros: 0, budgetMicros: 100_000_000, expiresInSeconds: 600, perCallEstimateMicros: 1_000_000 });
     const { issued } = await client.issueKeys({
       specs: [spec('stripe', ['POST /v1/charges', 'POST /v1/test_helpers/echo_headers']), spec('twilio', ['POST /2010-04-01/Accounts/*/Messages.json'])],
     });

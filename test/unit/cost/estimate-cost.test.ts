@@ -13,6 +13,8 @@ const PATHS: Record<Vendor, readonly string[]> = {
     '/v1/payment_intents/pi_1/increment_authorization', '/v1/charges', '/v1/charges/ch_1/capture', '/v1/charges/ch_1/refund',
     '/v1/refunds', '/v1/transfers', '/v1/transfers/tr_1/reversals', '/v1/payouts', '/v1/invoices/in_1/pay', '/v1/topups',
     '/v1/checkout/sessions', '/v1/subscriptions', '/v1/customers', '/v2/money_management/outbound_payments', '/v2/core/accounts',
+    '/v1/invoiceitems', '/v1/credit_notes', '/v1/customers/cus_1/balance_transactions', '/v1/payment_links', '/v1/subscription_items',
+    '/v1/subscriptions/sub_1', '/v1/billing/credit_grants', '/v1/brand_new_thing',
   ],
   twilio: [
     `/2010-04-01/Accounts/${TWILIO_ACCOUNT}/Messages.json`, `/2010-04-01/Accounts/${TWILIO_ACCOUNT}/Calls.json`,
@@ -31,7 +33,7 @@ function isWellFormed(estimate: CostEstimate): boolean {
     case 'priced':
       return Number.isSafeInteger(estimate.micros) && estimate.micros >= 0 && estimate.detail.length > 0;
     case 'refused':
-      return ['request_malformed', 'amount_unknown', 'currency_not_priced'].includes(estimate.code) && estimate.message.length > 0;
+      return ['request_malformed', 'amount_unknown', 'currency_not_priced', 'account_routing'].includes(estimate.code) && estimate.message.length > 0;
   }
 }
 
@@ -39,7 +41,7 @@ function isWellFormed(estimate: CostEstimate): boolean {
 const formText = fc
   .array(
     fc.tuple(
-      fc.constantFrom('amount', 'currency', 'amount_to_capture', 'line_items[0][price_data][unit_amount]', 'line_items[0][price_data][currency]', 'line_items[0][quantity]', 'line_items[0][price]', 'items[]', 'To', 'to', 'Body', 'MediaUrl', 'TimeLimit', 'a[', ']', '', '%', '%zz', 'x[][y]'),
+      fc.constantFrom('amount', 'currency', 'amount_to_capture', 'line_items[0][price_data][unit_amount]', 'line_items[0][price_data][currency]', 'line_items[0][quantity]', 'line_items[0][price]', 'items[]', 'To', 'to', 'Body', 'MediaUrl', 'TimeLimit', 'a[', ']', '', '%', '%zz', 'x[][y]', 'on_behalf_of', 'transfer_data[destination]', 'balance', 'lines[0][amount]', 'refund_amount', 'restrictions[completed_sessions][limit]'),
       fc.oneof(fc.constantFrom('100', 'usd', 'USD', 'kwd', 'jpy', '+14155550100', '1e3', '-1', '', '%FF', '%E2%82%AC', '99999999999999999999', 'true'), fc.string({ maxLength: 20 })),
     ),
     { maxLength: 8 },

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 
-import { listAt, mapAt, mediaType, parseBracketForm, readFormPairs, scalarAt, singleParam, splitBracketKey, type FormMap, type FormNode } from '../../../core/cost/form-body.js';
+import { MAX_FORM_DEPTH, MAX_FORM_KEY_LENGTH, MAX_FORM_PARAMETERS, listAt, mapAt, mediaType, parseBracketForm, readFormPairs, scalarAt, singleParam, splitBracketKey, type FormMap, type FormNode } from '../../../core/cost/form-body.js';
 import { CostRefusal } from '../../../core/cost/refusal.js';
 import type { PricedRequest } from '../../../core/cost/types.js';
 import { stripePost } from './helpers.js';
@@ -188,5 +188,26 @@ describe('singleParam', () => {
     expect(refusalOf(() => singleParam(pairs, 'MediaUrl')).message).toBe('parameter MediaUrl is given 2 times; it must be given once');
     const mixed = readFormPairs(stripePost('/x', 'To=%2B1&to=%2B44'));
     expect(refusalOf(() => singleParam(mixed, 'To')).code).toBe('request_malformed');
+  });
+});
+
+describe('bounds: what reading one form may cost', () => {
+  it(`refuses more than ${MAX_FORM_PARAMETERS} parameters, counting the query's and the body's together`, () => {
+    const many = (n: number) => Array.from({ length: n }, (_, i) => `metadata[k${i}]=v`).join('&');
+    expect(readFormPairs(stripePost('/v1/charges', many(MAX_FORM_PARAMETERS)))).toHaveLength(MAX_FORM_PARAMETERS);
+    expect(refusalOf(() => readFormPairs(stripePost('/v1/charges', many(MAX_FORM_PARAMETERS + 1)))).message).toMatch(/more than 4000 parameters/);
+    expect(refusalOf(() => readFormPairs(stripePost('/v1/charges', many(MAX_FORM_PARAMETERS), { query: 'expand[]=x' }))).message).toMatch(/query and form body/);
+  });
+
+  it(`refuses a parameter name longer than ${MAX_FORM_KEY_LENGTH} characters, quoting only its start`, () => {
+    const refusal = refusalOf(() => readFormPairs(stripePost('/v1/charges', `${'k'.repeat(800_000)}=1`)));
+    expect(refusal.message).toMatch(/longer than 500 characters/);
+    expect(refusal.message.length).toBeLessThan(200);
+    expect(readFormPairs(stripePost('/v1/charges', `${'k'.repeat(MAX_FORM_KEY_LENGTH)}=1`))).toHaveLength(1);
+  });
+
+  it(`refuses brackets nested deeper than ${MAX_FORM_DEPTH}`, () => {
+    expect(splitBracketKey(`a${'[b]'.repeat(MAX_FORM_DEPTH)}`)).toHaveLength(MAX_FORM_DEPTH + 1);
+    expect(refusalOf(() => splitBracketKey(`a${'[b]'.repeat(MAX_FORM_DEPTH + 1)}`)).message).toMatch(/nested deeper than 8 levels/);
   });
 });

@@ -54,6 +54,11 @@ export function stripeGet(path: string, query = ''): PricedRequest {
   return { vendor: 'stripe', method: 'GET', segments: path.slice(1).split('/'), query, contentType: undefined, body: null };
 }
 
+/** A Stripe call with another method (DELETE carries its parameters in the query). */
+export function stripeCall(method: string, path: string, query = ''): PricedRequest {
+  return { ...stripeGet(path, query), method };
+}
+
 export const TWILIO_ACCOUNT = 'AC0123456789abcdef0123456789abcdef';
 
 /** URL-encodes Twilio parameters as twilio-node does (repeated keys for lists). */

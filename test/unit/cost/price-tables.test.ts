@@ -4,11 +4,21 @@ import {
   compilePriceTables,
   DEFAULT_PRICE_TABLES,
   DEFAULT_PRICE_TABLES_JSON,
+  DEFAULT_REFUSED_PREFIXES,
   NANP_NON_US_CA_AREA_CODES,
   PriceTableError,
   priceForDestination,
+  REFUSED_DESTINATIONS,
+  type CountryPrices,
 } from '../../../core/cost/price-tables.js';
 import { TABLES } from './helpers.js';
+
+/** The unit price of a destination a test expects to be priced. */
+function microsOf(prices: CountryPrices, digits: string): number {
+  const price = priceForDestination(prices, digits);
+  if (price.kind !== 'priced') throw new Error(`+${digits} is refused`);
+  return price.micros;
+}
 
 /** A valid document to break one field of at a time. */
 function validJson(): Record<string, unknown> {
@@ -35,11 +45,11 @@ describe('DEFAULT_PRICE_TABLES', () => {
     expect(DEFAULT_PRICE_TABLES.exchangeRates.usd).toEqual({ microsPerMajorUnit: 1_000_000 });
     expect(Object.keys(DEFAULT_PRICE_TABLES.exchangeRates).sort()).toEqual(['aud', 'cad', 'chf', 'eur', 'gbp', 'jpy', 'usd']);
     const { twilio, resend } = DEFAULT_PRICE_TABLES;
-    expect(priceForDestination(twilio.smsSegmentMicros, '14155550100').micros).toBe(8_300);
-    expect(priceForDestination(twilio.smsSegmentMicros, '447700900123').micros).toBe(52_400);
-    expect(priceForDestination(twilio.smsSegmentMicros, '4915112345678').micros).toBe(200_000);
-    expect(priceForDestination(twilio.mmsMicros, '14155550100').micros).toBe(20_000);
-    expect(priceForDestination(twilio.callMinuteMicros, '14155550100').micros).toBe(14_000);
+    expect(microsOf(twilio.smsSegmentMicros, '14155550100')).toBe(8_300);
+    expect(microsOf(twilio.smsSegmentMicros, '447700900123')).toBe(52_400);
+    expect(microsOf(twilio.smsSegmentMicros, '4915112345678')).toBe(200_000);
+    expect(microsOf(twilio.mmsMicros, '14155550100')).toBe(20_000);
+    expect(microsOf(twilio.callMinuteMicros, '14155550100')).toBe(14_000);
     expect(twilio.defaultCallTimeLimitSeconds).toBe(14_400);
     expect(resend.emailMicros).toBe(900);
   });
@@ -47,9 +57,29 @@ describe('DEFAULT_PRICE_TABLES', () => {
   it.each(NANP_NON_US_CA_AREA_CODES)('prices +1 %s (outside the US and Canada) at the unknown-country default', (area) => {
     const digits = `1${area}5550100`;
     const { twilio } = DEFAULT_PRICE_TABLES;
-    expect(priceForDestination(twilio.smsSegmentMicros, digits)).toEqual({ micros: twilio.smsSegmentMicros.default, prefix: `1${area}` });
-    expect(priceForDestination(twilio.mmsMicros, digits).micros).toBe(twilio.mmsMicros.default);
-    expect(priceForDestination(twilio.callMinuteMicros, digits).micros).toBe(twilio.callMinuteMicros.default);
+    expect(priceForDestination(twilio.smsSegmentMicros, digits)).toEqual({ kind: 'priced', micros: twilio.smsSegmentMicros.default, prefix: `1${area}` });
+    expect(microsOf(twilio.mmsMicros, digits)).toBe(twilio.mmsMicros.default);
+    expect(microsOf(twilio.callMinuteMicros, digits)).toBe(twilio.callMinuteMicros.default);
+  });
+
+  it.each(REFUSED_DESTINATIONS.map((destination) => [destination.prefix, destination.what]))('refuses +%s (%s) for SMS, MMS and calls', (prefix) => {
+    const digits = `${prefix}1234567`;
+    const { twilio } = DEFAULT_PRICE_TABLES;
+    for (const prices of [twilio.smsSegmentMicros, twilio.mmsMicros, twilio.callMinuteMicros]) {
+      expect(priceForDestination(prices, digits)).toEqual({ kind: 'refused', prefix });
+    }
+  });
+
+  it('refuses satellite and premium numbers but not their neighbours', () => {
+    const calls = DEFAULT_PRICE_TABLES.twilio.callMinuteMicros;
+    expect(priceForDestination(calls, '881631234567')).toEqual({ kind: 'refused', prefix: '881' });
+    expect(priceForDestination(calls, '88216123456')).toEqual({ kind: 'refused', prefix: '882' });
+    expect(priceForDestination(calls, '19005550100')).toEqual({ kind: 'refused', prefix: '1900' });
+    expect(priceForDestination(calls, '449098790123')).toEqual({ kind: 'refused', prefix: '449' });
+    // +1 905 is Ontario, +44 20 London, +880 Bangladesh: ordinary destinations.
+    expect(priceForDestination(calls, '19055550100')).toEqual({ kind: 'priced', micros: 14_000, prefix: '1' });
+    expect(priceForDestination(calls, '442079460000')).toEqual({ kind: 'priced', micros: 600_000, prefix: null });
+    expect(priceForDestination(calls, '8801712345678')).toEqual({ kind: 'priced', micros: 600_000, prefix: null });
   });
 
   it('is frozen all the way down', () => {
@@ -57,6 +87,8 @@ describe('DEFAULT_PRICE_TABLES', () => {
     expect(Object.isFrozen(DEFAULT_PRICE_TABLES.exchangeRates)).toBe(true);
     expect(Object.isFrozen(DEFAULT_PRICE_TABLES.exchangeRates.eur)).toBe(true);
     expect(Object.isFrozen(DEFAULT_PRICE_TABLES.twilio.smsSegmentMicros.byCountryCode)).toBe(true);
+    expect(Object.isFrozen(DEFAULT_PRICE_TABLES.twilio.smsSegmentMicros.refusedPrefixes)).toBe(true);
+    expect(Object.isFrozen(DEFAULT_REFUSED_PREFIXES)).toBe(true);
     expect(Object.isFrozen(DEFAULT_PRICE_TABLES.resend)).toBe(true);
   });
 });
@@ -87,6 +119,12 @@ describe('compilePriceTables', () => {
     ['country code with +', withField(['twilio', 'callMinuteMicros', 'byCountryCode', '+44'], 1), 'twilio.callMinuteMicros.byCountryCode["+44"]: keys are E.164 digit prefixes without "+", e.g. "1" or "44"'],
     ['country code starting with 0', withField(['twilio', 'mmsMicros', 'byCountryCode', '044'], 1), 'twilio.mmsMicros.byCountryCode["044"]: keys are E.164 digit prefixes'],
     ['byCountryCode as a list', withField(['twilio', 'mmsMicros', 'byCountryCode'], []), 'twilio.mmsMicros.byCountryCode: must be an object, got an array'],
+    ['refusedPrefixes not a list', withField(['twilio', 'callMinuteMicros', 'refusedPrefixes'], '881'), 'twilio.callMinuteMicros.refusedPrefixes: must be a list of E.164 digit prefixes, got string "881"'],
+    ['a refused prefix as a number', withField(['twilio', 'callMinuteMicros', 'refusedPrefixes'], ['870', 881]), 'twilio.callMinuteMicros.refusedPrefixes[1]: must be an E.164 digit prefix without "+", e.g. "881", got number 881'],
+    ['a refused prefix with +', withField(['twilio', 'smsSegmentMicros', 'refusedPrefixes'], ['+881']), 'twilio.smsSegmentMicros.refusedPrefixes[0]: must be an E.164 digit prefix without "+", e.g. "881", got string "+881"'],
+    ['a refused prefix listed twice', withField(['twilio', 'mmsMicros', 'refusedPrefixes'], ['881', '870', '881']), 'twilio.mmsMicros.refusedPrefixes[2]: "881" is listed twice'],
+    ['a prefix both priced and refused', withField(['twilio', 'smsSegmentMicros', 'refusedPrefixes'], ['44']), 'twilio.smsSegmentMicros.refusedPrefixes[0]: "44" is also priced in byCountryCode; a prefix is either priced or refused'],
+    ['a misspelt refusedPrefixes', withField(['twilio', 'smsSegmentMicros', 'refusedPrefix'], []), 'twilio.smsSegmentMicros.refusedPrefix: unknown field (expected default, byCountryCode, refusedPrefixes)'],
     ['TimeLimit 0', withField(['twilio', 'defaultCallTimeLimitSeconds'], 0), 'twilio.defaultCallTimeLimitSeconds: must be a whole number of seconds from 1 to 86400, got number 0'],
     ['TimeLimit above 24 h', withField(['twilio', 'defaultCallTimeLimitSeconds'], 86_401), 'twilio.defaultCallTimeLimitSeconds: must be a whole number of seconds from 1 to 86400'],
     ['email price 0', withField(['resend', 'emailMicros'], 0), 'resend.emailMicros: must be a positive whole number of micro-USD, got number 0'],
@@ -114,6 +152,46 @@ describe('priceForDestination', () => {
     ['4915112345678', 100_000, null],
     ['1', 8_300, '1'],
   ])('prices +%s by the longest matching prefix', (digits, micros, prefix) => {
-    expect(priceForDestination(TABLES.twilio.smsSegmentMicros, digits)).toEqual({ micros, prefix });
+    expect(priceForDestination(TABLES.twilio.smsSegmentMicros, digits)).toEqual({ kind: 'priced', micros, prefix });
+  });
+
+  it('lets the longest prefix win between priced and refused ones', () => {
+    const prices = compilePriceTables(
+      withField(['twilio', 'callMinuteMicros'], { default: 600_000, byCountryCode: { '1': 14_000, '8816': 9_000_000 }, refusedPrefixes: ['881', '19'] }),
+    ).twilio.callMinuteMicros;
+    // The operator priced Iridium (+881 6) inside refused +881; Globalstar (+881 8) stays refused.
+    expect(priceForDestination(prices, '881631234567')).toEqual({ kind: 'priced', micros: 9_000_000, prefix: '8816' });
+    expect(priceForDestination(prices, '881812345678')).toEqual({ kind: 'refused', prefix: '881' });
+    // "19" is longer than "1": every +1 9… number is refused.
+    expect(priceForDestination(prices, '19055550100')).toEqual({ kind: 'refused', prefix: '19' });
+    expect(priceForDestination(prices, '14155550100')).toEqual({ kind: 'priced', micros: 14_000, prefix: '1' });
+  });
+
+  it('refuses nothing when a table lists no refused prefixes', () => {
+    const prices = compilePriceTables(withField(['twilio', 'callMinuteMicros', 'refusedPrefixes'], [])).twilio.callMinuteMicros;
+    expect(priceForDestination(prices, '881631234567')).toEqual({ kind: 'priced', micros: 600_000, prefix: null });
+  });
+});
+
+describe('refusedPrefixes in tables written before it existed', () => {
+  it('applies the default refusals when the field is absent', () => {
+    // test/unit/cost/helpers.ts writes no refusedPrefixes, like every older price file.
+    expect(TABLES.twilio.callMinuteMicros.refusedPrefixes).toEqual(DEFAULT_REFUSED_PREFIXES);
+    expect(priceForDestination(TABLES.twilio.smsSegmentMicros, '19005550100')).toEqual({ kind: 'refused', prefix: '1900' });
+  });
+
+  it("keeps the operator's own price for a prefix the defaults would refuse", () => {
+    const json = withField(['twilio', 'callMinuteMicros'], { default: 600_000, byCountryCode: { '881': 12_000_000 } });
+    const prices = compilePriceTables(json).twilio.callMinuteMicros;
+    expect(prices.refusedPrefixes).not.toContain('881');
+    expect(prices.refusedPrefixes).toContain('870');
+    expect(priceForDestination(prices, '881631234567')).toEqual({ kind: 'priced', micros: 12_000_000, prefix: '881' });
+  });
+
+  it('compiles the tables of before without the field, and the same tables with it', () => {
+    const old = validJson();
+    const twilio = old.twilio as Record<string, Record<string, unknown>>;
+    for (const table of ['smsSegmentMicros', 'mmsMicros', 'callMinuteMicros']) delete twilio[table]?.refusedPrefixes;
+    expect(compilePriceTables(old)).toEqual(DEFAULT_PRICE_TABLES);
   });
 });

@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 
 import { CostRefusal } from '../../../core/cost/refusal.js';
-import { parseStrictJson } from '../../../core/cost/strict-json.js';
+import { MAX_JSON_VALUES, parseStrictJson } from '../../../core/cost/strict-json.js';
 
 const parse = (text: string) => parseStrictJson(Buffer.from(text, 'utf8'), 'the body');
 
@@ -87,5 +87,13 @@ describe('parseStrictJson', () => {
 
   it('refuses invalid UTF-8', () => {
     expect(() => parseStrictJson(Buffer.from([0x22, 0xc3, 0x22]), 'the body')).toThrow(/not valid UTF-8/);
+  });
+});
+
+describe('what reading one document may cost', () => {
+  it(`refuses more than ${MAX_JSON_VALUES} values, however small each is`, () => {
+    const values = (n: number) => Buffer.from(`[${Array.from({ length: n - 1 }, () => '{}').join(',')}]`);
+    expect(parseStrictJson(values(MAX_JSON_VALUES), 'body')).toHaveLength(MAX_JSON_VALUES - 1);
+    expect(() => parseStrictJson(values(MAX_JSON_VALUES + 1), 'body')).toThrow(/more than 20000 values/);
   });
 });
