@@ -24,34 +24,35 @@ export function pricedIntentsIn(records: readonly AuditRecord[]): PricedIntent[]
   return records
     .filter((r) => r.vendor === 'stripe' && r.method === 'POST' && r.path === '/v1/payment_intents' && r.decision === 'allowed'
       && r.status >= 200 && r.status <= 299 && r.usdMicros > 0 && !r.replayed && r.keyId !== '' && r.vendorObjectId.startsWith('pi_'))
-    .map((r) => ({ keyId: r.keyId, intentId: r.vendorObjectId }));
+    .map((r) => ({ keyId: r.keyId, intentId: r.vendorObjectId, pricedMicros: r.usdMicros }));
 }
 
-/** Payloads of at most MAX_PAYLOAD_BYTES each, as `[[keyId, intentId], …]`. */
+/** Payloads of at most MAX_PAYLOAD_BYTES each, as `[[keyId, intentId, pricedMicros], …]`. */
 export function notificationPayloads(intents: readonly PricedIntent[]): string[] {
   const payloads: string[] = [];
-  let current: [string, string][] = [];
+  let current: [string, string, number][] = [];
   let bytes = 2;
-  for (const { keyId, intentId } of intents) {
-    const size = Buffer.byteLength(JSON.stringify([keyId, intentId])) + 1;
+  for (const { keyId, intentId, pricedMicros } of intents) {
+    const size = Buffer.byteLength(JSON.stringify([keyId, intentId, pricedMicros])) + 1;
     if (current.length > 0 && bytes + size > MAX_PAYLOAD_BYTES) {
       payloads.push(JSON.stringify(current));
       current = [];
       bytes = 2;
     }
-    current.push([keyId, intentId]);
+    current.push([keyId, intentId, pricedMicros]);
     bytes += size;
   }
   if (current.length > 0) payloads.push(JSON.stringify(current));
   return payloads;
 }
 
+/** A replica that predates pricedMicros sends pairs: their intents count as priced at 0 (a confirm then counts in full). */
 export function parsePayload(payload: string): PricedIntent[] {
   const parsed = JSON.parse(payload) as unknown;
   if (!Array.isArray(parsed)) return [];
   return parsed
-    .filter((pair): pair is [string, string] => Array.isArray(pair) && typeof pair[0] === 'string' && typeof pair[1] === 'string')
-    .map(([keyId, intentId]) => ({ keyId, intentId }));
+    .filter((entry): entry is [string, string, unknown?] => Array.isArray(entry) && typeof entry[0] === 'string' && typeof entry[1] === 'string')
+    .map(([keyId, intentId, micros]) => ({ keyId, intentId, pricedMicros: Number.isSafeInteger(micros) && (micros as number) > 0 ? (micros as number) : 0 }));
 }
 
 export class PricedIntentBroadcast {
@@ -132,12 +133,13 @@ export class PricedIntentBroadcast {
   /** The intents priced at creation for these keys, from the audit trail: `pricedIntentsIn`'s test, in SQL. */
   async forKeys(keyIds: readonly string[]): Promise<PricedIntent[]> {
     if (keyIds.length === 0) return [];
-    const result = await this.pool.query<{ key_id: string; vendor_object_id: string }>(
-      `SELECT DISTINCT key_id, vendor_object_id FROM audit_records
+    const result = await this.pool.query<{ key_id: string; vendor_object_id: string; usd_micros: string }>(
+      `SELECT key_id, vendor_object_id, max(usd_micros)::text AS usd_micros FROM audit_records
         WHERE key_id = ANY($1::text[]) AND vendor = 'stripe' AND method = 'POST' AND path = '/v1/payment_intents'
-          AND decision = 'allowed' AND status BETWEEN 200 AND 299 AND usd_micros > 0 AND NOT replayed AND vendor_object_id LIKE 'pi\\_%'`,
+          AND decision = 'allowed' AND status BETWEEN 200 AND 299 AND usd_micros > 0 AND NOT replayed AND vendor_object_id LIKE 'pi\\_%'
+        GROUP BY key_id, vendor_object_id`,
       [keyIds],
     );
-    return result.rows.map((row) => ({ keyId: row.key_id, intentId: row.vendor_object_id }));
+    return result.rows.map((row) => ({ keyId: row.key_id, intentId: row.vendor_object_id, pricedMicros: Number(row.usd_micros) }));
   }
 }

@@ -6,7 +6,7 @@
 import { CANONICAL_SEGMENT } from '../core/canonical-path.js';
 import { isVendor, type Vendor } from '../core/vendors.js';
 import { malformed } from './proxy-error.js';
-import { quote } from '../core/quote.js';
+import { excerpt, quote } from '../core/quote.js';
 
 export interface CanonicalTarget {
   /** The vendor named by the path prefix; null for Stripe's bare /v1 and /v2 paths. */
@@ -45,7 +45,7 @@ export function canonicaliseTarget(target: string): CanonicalTarget {
     // stripe-python with a base URL ending in "/" sends "/stripe//v1/…": one extra slash here only.
     if (segments[0] === '' && segments.length > 1) segments = segments.slice(1);
   } else if (!BARE_STRIPE_ROOTS.has(first)) {
-    throw malformed(`unknown route /${first}: paths start with /stripe, /twilio, /resend, or Stripe's /v1 and /v2`);
+    throw malformed(`unknown route /${excerpt(first)}: paths start with /stripe, /twilio, /resend, or Stripe's /v1 and /v2`);
   }
   if (segments.length === 0 || (segments.length === 1 && segments[0] === '')) throw malformed('the path names no vendor endpoint');
   for (const segment of segments) {

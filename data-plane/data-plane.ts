@@ -57,7 +57,7 @@ export async function startDataPlane(config: DataPlaneConfig, logger: Logger): P
     },
     onAuditAck: (ack) => shipper?.onAck(ack),
     onPricedIntents: (intents) => {
-      for (const { keyId, intentId } of intents) pricedIntents.remember(keyId, intentId);
+      for (const { keyId, intentId, pricedMicros } of intents) pricedIntents.remember(keyId, intentId, pricedMicros);
     },
     onSynced: () => {
       book?.onReconnect();

@@ -192,7 +192,9 @@ export class LeaseBook {
         this.accounts.delete(accountId(state.ref));
         continue;
       }
-      if (state.inFlight.size === 0 && state.deadlineMs - nowMs < this.ttlMs / 3) {
+      if (state.inFlight.size === 0 && (state.deadlineMs - nowMs < this.ttlMs / 3 || state.spentMicros + state.reservedMicros > state.grantedMicros)) {
+        // Extend before the deadline; or a vendor moved more than its call reserved (an answer
+        // showed it) and the grant must grow to cover it, or the ledger would not count it.
         outgoing.push(this.leaseRequest(state, 0, nowMs));
       } else if (state.spentMicros > state.reportedMicros && nowMs - state.lastReportAtMs >= this.reportIntervalMs) {
         outgoing.push(this.report(state, nowMs, { keep: null, close: false }));

@@ -11,7 +11,7 @@ import type { Vendor } from '../core/vendors.js';
 import { HOP_BY_HOP_HEADERS, METHOD_OVERRIDE_HEADERS } from './canonical-request.js';
 import type { CachedKey, PolicyCache } from './policy-cache.js';
 import { malformed, ProxyError } from './proxy-error.js';
-import { quote } from '../core/quote.js';
+import { excerpt, quote } from '../core/quote.js';
 import { basicCredentials, bearerToken, type VendorAdapter, type VendorCredential } from './vendors/index.js';
 
 export const MAX_HEADER_COUNT = 100;
@@ -23,6 +23,24 @@ const NEVER_FORWARDED = new Set([
   'forwarded', 'via', 'x-forwarded-for', 'x-forwarded-host', 'x-forwarded-proto', 'x-real-ip',
   ...METHOD_OVERRIDE_HEADERS,
 ]);
+
+/**
+ * The largest request body each vendor's calls need, below the operator's KEYBRAKE_MAX_BODY_BYTES.
+ * A Stripe form is small (a Checkout Session with 100 line items and their product data is tens
+ * of KiB), and so is a Twilio message or call; Resend's emails carry attachments as base64 and
+ * take what the operator allows. Pricing parses every byte of a money-moving call's body: a
+ * limit that fits the vendor bounds what one request can cost the data plane's CPU.
+ */
+export const REQUEST_BODY_LIMITS: Readonly<Record<Vendor, number | null>> = {
+  stripe: 256 * 1024,
+  twilio: 64 * 1024,
+  resend: null,
+};
+
+export function requestBodyLimit(vendor: Vendor, configuredMaxBytes: number): number {
+  const limit = REQUEST_BODY_LIMITS[vendor];
+  return limit === null ? configuredMaxBytes : Math.min(limit, configuredMaxBytes);
+}
 
 /** Stripe's bound; Resend's keys are shorter still. The audit trail stores the key as sent. */
 export const MAX_IDEMPOTENCY_KEY_LENGTH = 255;
@@ -108,7 +126,7 @@ export function identifyPresentedKey(cache: PolicyCache, headers: IncomingHttpHe
  */
 export function authorise(key: CachedKey, method: string, segments: readonly string[], requestedPath = `/${segments.join('/')}`): void {
   if (!key.allowlist.some((pattern) => matchesEndpoint(pattern, method, segments))) {
-    throw new ProxyError('endpoint_not_allowed', `${method} ${requestedPath} is not on vault key ${key.policy.id}'s allowlist`);
+    throw new ProxyError('endpoint_not_allowed', `${excerpt(method, 16)} ${excerpt(requestedPath)} is not on vault key ${key.policy.id}'s allowlist`);
   }
 }
 

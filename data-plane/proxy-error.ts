@@ -15,6 +15,7 @@ export const PROXY_ERROR_STATUS = {
   payload_too_large: 413,
   headers_too_large: 431,
   upstream_unreachable: 502,
+  upstream_answer_withheld: 502,
   control_plane_unavailable: 503,
   vendor_not_configured: 503,
   audit_unavailable: 503,

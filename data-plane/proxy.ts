@@ -19,6 +19,7 @@ import {
   checkRequestHeaders,
   downstreamHeaders,
   identifyPresentedKey,
+  requestBodyLimit,
   requireCredential,
   requireFreshPolicy,
   upstreamHeaders,
@@ -32,7 +33,7 @@ import type { ReplayableCalls } from './replayable-calls.js';
 import type { UnkeyedRefusals } from './unkeyed-refusals.js';
 import type { Reservation } from './lease-book.js';
 import { formatMicrosAsUsd as formatUsd } from '../core/money.js';
-import { scrubBuffer, scrubText } from './scrub.js';
+import { decodeContent, scrubBody, scrubHeaderValue, secretFormsFor, type SecretForms } from './scrub.js';
 import type { Upstreams } from './upstream.js';
 import { VENDOR_ADAPTERS, type VendorAdapter, type VendorCredential } from './vendors/index.js';
 
@@ -102,16 +103,19 @@ export function createProxyHandler(options: ProxyOptions): (request: IncomingMes
       authorise(key, method, segments, requestedPath);
       checkGuardedHeaders(adapter, request.headers);
       if (spool.isFull()) throw new ProxyError('audit_unavailable', 'the audit spool is full (no control plane has taken records for a while); nothing was forwarded');
-      const body = await readBody(request, options.maxBodyBytes);
+      const body = await readBody(request, requestBodyLimit(adapter.vendor, options.maxBodyBytes));
       const forms = secretFormsOf(adapter, credential);
 
       // Price and reserve: the call goes out only if the most it can cost fits in the lease.
       const priced: PricedRequest = { vendor: adapter.vendor, method, segments, query: target.query, contentType: request.headers['content-type'], body };
-      const alreadyPriced = adapter.vendor === 'stripe' ? intentSettledBefore(method, segments) : null;
-      const estimate: CostEstimate =
-        alreadyPriced !== null && options.pricedIntents.has(key.policy.id, alreadyPriced)
-          ? { kind: 'free' }
-          : estimateCost(priced, { perCallEstimateMicros: key.policy.perCallEstimateMicros }, options.priceTables);
+      let estimate: CostEstimate = estimateCost(priced, { perCallEstimateMicros: key.policy.perCallEstimateMicros }, options.priceTables);
+      // Confirming or capturing an intent priced at its creation reserves nothing more; settling
+      // counts what its answer shows beyond what was counted then.
+      const intent = adapter.vendor === 'stripe' ? intentSettledBefore(method, segments) : null;
+      const covered = intent === null ? undefined : options.pricedIntents.pricedMicros(key.policy.id, intent);
+      if (covered !== undefined && (estimate.kind !== 'refused' || estimate.code === 'amount_unknown')) {
+        estimate = { kind: 'priced', micros: 0, amount: null, currency: null, detail: `PaymentIntent ${intent} was priced at its creation`, coveredMicros: covered };
+      }
       if (estimate.kind === 'priced') {
         draft.estimatedUsdMicros = estimate.micros;
         draft.amount = estimate.amount ?? -1;
@@ -144,10 +148,24 @@ export function createProxyHandler(options: ProxyOptions): (request: IncomingMes
         }
         throw error;
       }
+      // The answer as the client would decode it: settlement and the scrubber read the same bytes.
+      const decoded = decodeContent(upstream.headers['content-encoding'], upstream.body, MAX_DECODED_ANSWER_BYTES);
+      if (!decoded.ok) {
+        // Unreadable, so it cannot be priced or scrubbed: it may still say money moved, so the call counts.
+        const counted = estimate.kind === 'priced' ? estimate.micros : 0;
+        if (reservation !== null) options.gate.settle(reservation, counted);
+        draft.decision = 'allowed';
+        draft.usdMicros = counted;
+        throw new ProxyError('upstream_answer_withheld', `${adapter.vendor} answered ${upstream.status} in a form the proxy cannot read (${decoded.reason}); the answer was withheld and the call counts as spent at its estimate`);
+      }
+      if (decoded.decoded) {
+        const { 'content-encoding': _encoding, ...identity } = upstream.headers;
+        upstream = { status: upstream.status, headers: identity, body: decoded.body };
+      }
       const settlement = settleCost(priced, estimate, upstream, options.priceTables);
       // Money this call newly moved and counted: what a later confirm or repeat need not pay again.
       if (estimate.kind === 'priced' && upstream.status >= 200 && upstream.status <= 299 && !settlement.replayed && adapter.vendor === 'stripe') {
-        if (settlement.objectId !== null && createsIntent(method, segments)) options.pricedIntents.remember(key.policy.id, settlement.objectId);
+        if (settlement.objectId !== null && createsIntent(method, segments)) options.pricedIntents.remember(key.policy.id, settlement.objectId, settlement.micros);
         if (draft.idempotencyKey !== '') options.replayableCalls.remember(key.policy.id, credential, method, forwardedPath, draft.idempotencyKey, wallNow());
       }
       if (expectReplay && !settlement.replayed && settlement.micros > 0) {
@@ -165,8 +183,8 @@ export function createProxyHandler(options: ProxyOptions): (request: IncomingMes
       draft.vendorRequestId = headerText(upstream.headers['request-id'] ?? upstream.headers['twilio-request-id']);
       if (settlement.amount !== null) draft.amount = settlement.amount;
       if (settlement.currency !== null) draft.currency = settlement.currency;
-      const payload = scrubBuffer(upstream.body, forms);
-      const headers = downstreamHeaders(upstream.headers, (text) => scrubText(text, forms));
+      const payload = scrubBody(upstream.body, forms) ?? withheld();
+      const headers = downstreamHeaders(upstream.headers, (text) => scrubHeaderValue(text, forms) ?? withheld());
       headers.push('content-length', String(payload.length));
       reply = { status: upstream.status, headers, body: payload };
     } catch (reason) {
@@ -227,15 +245,26 @@ function answer(response: ServerResponse, reply: Reply, logger: Logger, keyId: s
 }
 
 /** The forms of a credential to scrub, computed once per credential the control plane pushed. */
-const secretFormsCache = new WeakMap<VendorCredential, readonly string[]>();
-function secretFormsOf(adapter: VendorAdapter, credential: VendorCredential): readonly string[] {
+const secretFormsCache = new WeakMap<VendorCredential, SecretForms>();
+function secretFormsOf(adapter: VendorAdapter, credential: VendorCredential): SecretForms {
   let forms = secretFormsCache.get(credential);
   if (forms === undefined) {
-    forms = adapter.secretForms(credential);
+    forms = secretFormsFor(adapter.secretForms(credential));
     secretFormsCache.set(credential, forms);
   }
   return forms;
 }
+
+/**
+ * A vendor answer in which the scrubber still sees a secret is refused, not sent (fail closed).
+ * The call was made: its settlement and audit record stand.
+ */
+function withheld(): never {
+  throw new ProxyError('upstream_answer_withheld', 'the vendor answer held the real credential in a form the proxy could not redact; it was withheld');
+}
+
+/** A decoded answer larger than this is not expanded (a compression bomb): withheld. */
+const MAX_DECODED_ANSWER_BYTES = 32 * 1024 * 1024;
 
 function headerText(value: string | string[] | undefined): string {
   return Array.isArray(value) ? (value[0] ?? '') : (value ?? '');
@@ -266,6 +295,8 @@ function reserve(gate: SpendGate, key: CachedKey, estimate: CostEstimate, wallNo
     if (estimate.code === 'amount_unknown') {
       throw new ProxyError('amount_exceeds_key_limit', `${estimate.message}; a key can allow such calls with per_call_estimate_usd`);
     }
+    // Money routed to (or acting as) a connected account: refused like the Stripe-Account header.
+    if (estimate.code === 'account_routing') throw new ProxyError('endpoint_not_allowed', estimate.message);
     throw new ProxyError('request_malformed', estimate.message);
   }
   const windows = currentWindows(key.policy, wallNowMs);

@@ -20,7 +20,7 @@ import { matchesEndpoint, parseEndpointPattern } from '../../core/endpoint-patte
 import { AuditSpool } from '../../data-plane/audit-spool.js';
 import { canonicaliseTarget } from '../../data-plane/canonical-request.js';
 import { LeaseBook, type AccountRef } from '../../data-plane/lease-book.js';
-import { scrubBuffer } from '../../data-plane/scrub.js';
+import { scrubBody, secretFormsFor } from '../../data-plane/scrub.js';
 import { VENDOR_ADAPTERS } from '../../data-plane/vendors/index.js';
 import { BENCH_STRIPE_SECRET } from './keybrake-stack.js';
 import { CHARGE_FORM_BODY } from './load.js';
@@ -66,7 +66,7 @@ export async function measureMandatedWork(): Promise<MandatedWork> {
     const request: PricedRequest = { vendor: 'stripe', method: 'POST', segments: ['v1', 'charges'], query: '', contentType: 'application/x-www-form-urlencoded', body };
     const estimate = estimateCost(request, { perCallEstimateMicros: 0 }, DEFAULT_PRICE_TABLES);
     const answer = { status: 200, headers: { 'request-id': 'req_1', 'content-type': 'application/json' }, body: CHARGE_BODY };
-    const forms = VENDOR_ADAPTERS.stripe.secretForms({ secret: BENCH_STRIPE_SECRET, accountSid: '' });
+    const forms = secretFormsFor(VENDOR_ADAPTERS.stripe.secretForms({ secret: BENCH_STRIPE_SECRET, accountSid: '' }));
     const spool = AuditSpool.open({ dir, incarnation: 'bench', maxBytes: 1 << 30 });
     if (estimate.kind !== 'priced') throw new Error('mandated work: the bench charge is not priced');
     const book = leaseHolding(estimate.micros * (WARMUP + CALLS) * 2);
@@ -88,7 +88,7 @@ export async function measureMandatedWork(): Promise<MandatedWork> {
         sink += settleCost(request, estimate, answer, DEFAULT_PRICE_TABLES).micros;
       }),
       scrub: microsPerCall(() => {
-        sink += scrubBuffer(CHARGE_BODY, forms).length;
+        sink += scrubBody(CHARGE_BODY, forms)?.length ?? 0;
       }),
       audit: microsPerCall((i) => {
         spool.append({

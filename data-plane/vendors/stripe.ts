@@ -15,7 +15,8 @@ export const stripeAdapter: VendorAdapter = {
   forwardedSegments: (segments) => segments,
   authorization: (credential) => `Bearer ${credential.secret}`,
   guardedHeaders: ['stripe-account', 'stripe-context'],
-  secretForms: (credential) => [credential.secret, Buffer.from(`${credential.secret}:`).toString('base64')],
+  // Its Basic form (`base64(secret:)`, curl -u) and every other encoding are derived by scrub.ts.
+  secretForms: (credential) => [credential.secret],
   denial(error: ProxyError) {
     const headers: Record<string, string> = {};
     if (error.status < 500) headers['stripe-should-retry'] = 'false';

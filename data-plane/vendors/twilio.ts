@@ -25,7 +25,8 @@ export const twilioAdapter: VendorAdapter = {
   },
   authorization: (credential) => `Basic ${Buffer.from(`${credential.accountSid}:${credential.secret}`).toString('base64')}`,
   guardedHeaders: [],
-  secretForms: (credential) => [credential.secret, Buffer.from(`${credential.accountSid}:${credential.secret}`).toString('base64')],
+  // The Basic credentials as a whole too: scrub.ts derives their base64 (the Authorization header echoed) and every other form.
+  secretForms: (credential) => [credential.secret, `${credential.accountSid}:${credential.secret}`],
   denial(error: ProxyError) {
     const code = TWILIO_ERROR_CODES[error.status] ?? 20500;
     return {

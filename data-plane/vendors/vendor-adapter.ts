@@ -29,8 +29,11 @@ export interface VendorAdapter {
   authorization(credential: VendorCredential): string;
   /** Request headers the key must explicitly allow (Stripe's account switching). */
   readonly guardedHeaders: readonly string[];
-  /** Strings that must never leave in a response (the secret in every form the vendor may echo). */
-  secretForms(credential: VendorCredential): string[];
+  /**
+   * The raw secrets that must never leave in a response, unencoded: scrub.ts's `secretFormsFor`
+   * derives every form a vendor may echo them in (base64 at any alignment, hex, escapes).
+   */
+  secretForms(credential: VendorCredential): readonly string[];
   denial(error: ProxyError): VendorDenial;
 }
 

@@ -34,12 +34,12 @@ describe('ReplayableCalls', () => {
 describe('PricedIntents', () => {
   it('keeps the latest intents per key, counts each once, and drops the oldest generation whole', () => {
     const intents = new PricedIntents(4);
-    for (const id of ['pi_1', 'pi_2', 'pi_2', 'pi_3']) intents.remember('vk_1', id);
+    for (const id of ['pi_1', 'pi_2', 'pi_2', 'pi_3']) intents.remember('vk_1', id, 100);
     expect(intents.size).toBe(3);
-    expect(intents.has('vk_1', 'pi_1')).toBe(true);
-    expect(intents.has('vk_2', 'pi_1')).toBe(false);
-    for (const id of ['pi_4', 'pi_5']) intents.remember('vk_1', id);
-    expect(['pi_1', 'pi_2', 'pi_3', 'pi_4', 'pi_5'].map((id) => intents.has('vk_1', id))).toEqual([false, false, true, true, true]);
+    expect(intents.pricedMicros('vk_1', 'pi_1')).toBe(100);
+    expect(intents.pricedMicros('vk_2', 'pi_1')).toBeUndefined();
+    for (const id of ['pi_4', 'pi_5']) intents.remember('vk_1', id, 200);
+    expect(['pi_1', 'pi_2', 'pi_3', 'pi_4', 'pi_5'].map((id) => intents.pricedMicros('vk_1', id))).toEqual([undefined, undefined, 100, 200, 200]);
   });
 });
 

@@ -229,6 +229,11 @@ export interface PricedIntents {
 export interface PricedIntent {
   keyId: string;
   intentId: string;
+  /**
+   * What the creation was counted at. A confirm or capture whose answer shows more money moved
+   * counts the difference; 0 (from a control plane that predates this field) counts all of it.
+   */
+  pricedMicros: number;
 }
 
 function createBaseConnectRequest(): ConnectRequest {
@@ -3038,7 +3043,7 @@ export const PricedIntents: MessageFns<PricedIntents> = {
 };
 
 function createBasePricedIntent(): PricedIntent {
-  return { keyId: "", intentId: "" };
+  return { keyId: "", intentId: "", pricedMicros: 0 };
 }
 
 export const PricedIntent: MessageFns<PricedIntent> = {
@@ -3048,6 +3053,9 @@ export const PricedIntent: MessageFns<PricedIntent> = {
     }
     if (message.intentId !== "") {
       writer.uint32(18).string(message.intentId);
+    }
+    if (message.pricedMicros !== 0) {
+      writer.uint32(24).int64(message.pricedMicros);
     }
     return writer;
   },
@@ -3081,6 +3089,14 @@ export const PricedIntent: MessageFns<PricedIntent> = {
             message.intentId = reader.string();
             continue;
           }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.pricedMicros = longToNumber(reader.int64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -3105,6 +3121,11 @@ export const PricedIntent: MessageFns<PricedIntent> = {
         : isSet(object.intent_id)
         ? globalThis.String(object.intent_id)
         : "",
+      pricedMicros: isSet(object.pricedMicros)
+        ? globalThis.Number(object.pricedMicros)
+        : isSet(object.priced_micros)
+        ? globalThis.Number(object.priced_micros)
+        : 0,
     };
   },
 
@@ -3116,6 +3137,9 @@ export const PricedIntent: MessageFns<PricedIntent> = {
     if (message.intentId !== "") {
       obj.intentId = message.intentId;
     }
+    if (message.pricedMicros !== 0) {
+      obj.pricedMicros = Math.round(message.pricedMicros);
+    }
     return obj;
   },
 
@@ -3126,6 +3150,7 @@ export const PricedIntent: MessageFns<PricedIntent> = {
     const message = createBasePricedIntent();
     message.keyId = object.keyId ?? "";
     message.intentId = object.intentId ?? "";
+    message.pricedMicros = object.pricedMicros ?? 0;
     return message;
   },
 };
