@@ -35,7 +35,7 @@ export function estimateCost(request: PricedRequest, key: KeyPricing, tables: Pr
       case 'twilio':
         return estimateTwilio(normalised, key, tables);
       case 'resend':
-        return estimateResend(normalised, tables);
+        return estimateResend(normalised, key, tables);
     }
   });
 }

@@ -1,6 +1,10 @@
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+
 import { describe, expect, it } from 'vitest';
 
 import { estimateCost, settleCost, type PricedRequest } from '../../../core/cost/index.js';
+import { describeResendRule, findResendRoute, RESEND_ROUTES } from '../../../core/cost/resend.js';
 import { NO_ALLOWANCE, resendPost, response, TABLES } from './helpers.js';
 
 type Expected = Partial<Record<'kind' | 'micros' | 'code', unknown>>;
@@ -120,5 +124,51 @@ describe('settleCost (Resend)', () => {
 
   it('keeps the reservation when the outcome is unknown (5xx)', () => {
     expect(settleCost(single, estimateCost(single, NO_ALLOWANCE, TABLES), response(500, { statusCode: 500, name: 'internal_server_error' }), TABLES).micros).toBe(1_800);
+  });
+});
+
+describe('Resend: fails closed', () => {
+  const WITH_ALLOWANCE = { perCallEstimateMicros: 250_000 };
+  it.each<[string, PricedRequest]>([
+    ['sending a broadcast to a segment', resendPost('/broadcasts/b1/send', {})],
+    ['creating a broadcast that sends at once', resendPost('/broadcasts', { segment_id: 's1', from: 'a@x.com', subject: 's', html: 'x', send: true })],
+    ['replying from an inbox', resendPost('/inboxes/i1/threads/t1/emails/e1/reply', { html: 'x' })],
+    ['triggering automations with an event', resendPost('/events/send', { event: 'signed_up', email: 'x@example.com' })],
+    ['creating an automation', resendPost('/automations', { name: 'welcome' })],
+    ['minting an API key (it sends outside the proxy)', resendPost('/api-keys', { name: 'side door' })],
+    ['a route the model does not know', resendPost('/newsletters/n1/blast', {})],
+    ['a PUT', resendPost('/emails/e1', {}, 'PUT')],
+  ])('prices %s by the per-call estimate, refused without one', (_name, request) => {
+    check(request, { kind: 'refused', code: 'amount_unknown' });
+    expect(estimateCost(request, WITH_ALLOWANCE, TABLES)).toMatchObject({ kind: 'priced', micros: 250_000 });
+  });
+
+  it('lets a broadcast be drafted for free', () => {
+    check(resendPost('/broadcasts', { segment_id: 's1', from: 'a@x.com', subject: 's', html: 'x' }), { kind: 'free' });
+    check(resendPost('/broadcasts', { segment_id: 's1', from: 'a@x.com', subject: 's', html: 'x', send: false }), { kind: 'free' });
+  });
+
+  it('classifies every write resend-node makes', () => {
+    const sdk = readFileSync(fileURLToPath(new URL('../../../node_modules/resend/dist/index.mjs', import.meta.url)), 'utf8');
+    const calls = [...sdk.matchAll(/this\.resend\.(post|patch)\((?:"([^"]+)"|`([^`]+)`)/g)].map(([, method, plain, template]) => {
+      const path = (plain ?? template ?? '').replace(/\$\{inboxPath\}/g, '/inboxes/*').replace(/\$\{[^}]+\}/g, '*');
+      return `${method!.toUpperCase()} ${path}`;
+    });
+    expect(calls.length).toBeGreaterThan(40);
+    const unclassified = [...new Set(calls)].filter((call) => {
+      const [method, path] = call.split(' ') as [string, string];
+      return findResendRoute(method, path.slice(1).split('/').map((s) => (s === '*' ? 'id_1' : s))) === undefined;
+    });
+    expect(unclassified).toEqual([]);
+  });
+
+  it('lists every route in docs/pricing.md as the code prices it', () => {
+    const doc = readFileSync(fileURLToPath(new URL('../../../docs/pricing.md', import.meta.url)), 'utf8');
+    const resend = doc.slice(doc.indexOf('## Resend'));
+    const rows = resend
+      .split('\n')
+      .filter((line) => line.startsWith('| `'))
+      .map((line) => line.slice(1, -1).split(' | ').map((cell) => cell.trim().replace(/^`(.*)`$/, '$1')));
+    expect(rows).toEqual(RESEND_ROUTES.map((route) => [`${route.method} ${route.path}`, describeResendRule(route.rule)]));
   });
 });
