@@ -16,7 +16,11 @@ const HELP: Record<string, string> = {
   keys: `usage:
   keybrake keys issue --vendor stripe --endpoint "POST /v1/payment_intents" --daily-usd-cap 300 [--budget-usd N]
                       [--expires-in 4h] [--label metaflow/1234] [--count N] [--json]
-  keybrake keys list [--label L] [--label-prefix P] [--vendor V] [--status active|expired|revoked] [--limit N] [--json]
+  keybrake keys list [--label L] [--label-prefix P] [--vendor V] [--status active|expired|revoked] [--limit N] [--cursor C | --all] [--json]
+                      one label: newest first; a label prefix: by label, then newest first; neither: newest first.
+                      A page holds at most --limit keys (default 100, at most 1000; fewer with --vendor/--status);
+                      --cursor C shows the page after the one that printed C; --all follows every page
+                      (with --json: one key per line).
   keybrake keys get <id> [--json]
   keybrake keys revoke <id> [--json]`,
   vendors: `usage:
@@ -50,6 +54,8 @@ const OPTIONS = {
   'label-prefix': { type: 'string' },
   status: { type: 'string' },
   limit: { type: 'string' },
+  cursor: { type: 'string' },
+  all: { type: 'boolean' },
   count: { type: 'string' },
   secret: { type: 'string' },
   'secret-stdin': { type: 'boolean' },
@@ -115,11 +121,35 @@ export async function runOperatorCommand(group: string, argv: readonly string[])
         return 0;
       }
       case 'keys list': {
-        const query = new URLSearchParams(dropUndefined({ label: values.label, label_prefix: values['label-prefix'], vendor: values.vendor, status: values.status, limit: values.limit }));
-        const response = await client.listKeys(parseListKeysQuery(query));
-        const keys = response.keys.map(vaultKeyToJson);
-        print({ keys, next_cursor: response.nextPageToken || null }, () =>
-          table(['ID', 'VENDOR', 'LABEL', 'STATUS', 'SPENT / CAP', 'EXPIRES'], keys.map((k) => [k.id, k.vendor, k.label, k.status, `$${k.spent_usd} / $${k.cap_usd}`, k.expires_at])));
+        if (values.all && values.cursor !== undefined) return fail('keys list takes --cursor or --all, not both');
+        const query = new URLSearchParams(dropUndefined({ label: values.label, label_prefix: values['label-prefix'], vendor: values.vendor, status: values.status, limit: values.limit, cursor: values.cursor }));
+        const request = parseListKeysQuery(query);
+        const columns = ['ID', 'VENDOR', 'LABEL', 'STATUS', 'SPENT / CAP', 'EXPIRES'];
+        const row = (k: ReturnType<typeof vaultKeyToJson>) => [k.id, k.vendor, k.label, k.status, `$${k.spent_usd} / $${k.cap_usd}`, k.expires_at];
+        if (!values.all) {
+          const response = await client.listKeys(request);
+          const keys = response.keys.map(vaultKeyToJson);
+          print({ keys, next_cursor: response.nextPageToken || null }, () => table(columns, keys.map(row)));
+          if (!values.json && response.nextPageToken !== '') process.stderr.write(`more keys: --cursor ${response.nextPageToken} (or --all)\n`);
+          return 0;
+        }
+        // Every page, printed as it comes: a label of 10,000 keys is 10 calls of 1,000, never held whole.
+        let pageToken = '';
+        let count = 0;
+        do {
+          const response = await client.listKeys({ ...request, pageSize: request.pageSize === 0 ? 1000 : request.pageSize, pageToken });
+          const keys = response.keys.map(vaultKeyToJson);
+          if (values.json) for (const key of keys) process.stdout.write(`${JSON.stringify(key)}\n`);
+          else if (keys.length > 0) {
+            // One table per page (columns as wide as that page needs); the header once.
+            const text = table(columns, keys.map(row));
+            process.stdout.write(`${count === 0 ? text : text.slice(text.indexOf('\n') + 1)}\n`);
+          }
+          count += keys.length;
+          pageToken = response.nextPageToken;
+          if (process.stderr.isTTY) process.stderr.write(`\rlisted ${count} keys`);
+        } while (pageToken !== '');
+        if (process.stderr.isTTY) process.stderr.write('\n');
         return 0;
       }
       case 'keys get':

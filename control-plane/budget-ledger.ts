@@ -2,10 +2,11 @@
  * Where budget accounts live. Every change is a compare-and-swap on one account, so any number
  * of control-plane replicas can grant from the same account without locks.
  */
-import { Etcd3, type Namespace } from 'etcd3';
+import { Etcd3, type IOperation, type Namespace, type Watcher } from 'etcd3';
 
 import { OperatorError } from '../core/operator-error.js';
 import { guard } from './etcd-guard.js';
+import { collectPrefix, DEFAULT_ETCD_PAGE_SIZE, visitPrefix } from './etcd-pages.js';
 import { checkInvariant, type BudgetAccount } from './budget-account.js';
 
 export interface StoredAccount {
@@ -14,31 +15,79 @@ export interface StoredAccount {
   readonly account: BudgetAccount;
 }
 
+/** An account as read, with the store revision it was last written at (for a compare-and-swap delete). */
+export interface VersionedAccount extends StoredAccount {
+  readonly revision: number;
+}
+
+/** Names an account: a key and one of its windows. */
+export interface AccountId {
+  readonly keyId: string;
+  readonly window: string;
+}
+
+/** `${keyId}/${window}`: how readAccounts names what it found. */
+export function accountName(id: AccountId): string {
+  return `${id.keyId}/${id.window}`;
+}
+
 export interface BudgetLedger {
   read(keyId: string, window: string): Promise<BudgetAccount | null>;
   /** Applies `change` atomically; `initial` creates the account on first use. Returns the new account. */
   update(keyId: string, window: string, initial: () => BudgetAccount, change: (account: BudgetAccount) => BudgetAccount): Promise<BudgetAccount>;
   listForKey(keyId: string): Promise<StoredAccount[]>;
-  listAll(): Promise<StoredAccount[]>;
+  /** These accounts, read in batched transactions, by accountName; absent ones are missing. */
+  readAccounts(ids: readonly AccountId[]): Promise<Map<string, BudgetAccount>>;
+  /**
+   * Every account of each of these keys, in batched transactions; a key with more accounts than
+   * one read returns is null (not known whole).
+   */
+  accountsOfKeys(keyIds: readonly string[]): Promise<Map<string, VersionedAccount[] | null>>;
+  /** Every account, a page at a time, by key id then window; the visitor runs before the next page is read. */
+  walkAccounts(visit: (page: readonly VersionedAccount[]) => Promise<void> | void): Promise<void>;
   /** Deletes the account if `stillRemovable` holds for its current value (compare-and-swap); true when it is gone. */
   removeIf(keyId: string, window: string, stillRemovable: (account: BudgetAccount) => boolean): Promise<boolean>;
-  /** Calls `listener` with every account written after now; resolves to a stop function. */
-  watch(listener: (stored: StoredAccount) => void): Promise<() => Promise<void>>;
+  /**
+   * Deletes these accounts, in batched transactions, each only if it is still at the revision it
+   * was read at; one that changed meanwhile goes only if it still holds no lease. Returns how many went.
+   */
+  removeIdle(accounts: readonly VersionedAccount[]): Promise<number>;
+  /** Calls `listener` with every account written after now (following again from then on if the watch is lost); resolves to a stop function. */
+  watch(listener: (stored: StoredAccount) => void, onRestart?: () => void): Promise<() => Promise<void>>;
   close(): void;
 }
 
 const CAS_ATTEMPTS = 32;
 const PREFIX = 'ledger/';
+/** Operations per batched transaction: under etcd's default --max-txn-ops of 128. */
+const OPS_PER_TXN = 100;
+/** Batched read transactions in flight at once. */
+const PARALLEL_READS = 4;
+/**
+ * The most accounts one key's read returns: a key has its lifetime account and one per day it
+ * spent within its life and the retention period after (at most 90 + 30 days by default).
+ */
+const ACCOUNTS_PER_KEY_READ = 1000;
+
+export interface EtcdBudgetLedgerOptions {
+  /** Accounts per range request when walking the ledger (KEYBRAKE_ETCD_PAGE_SIZE). */
+  readonly pageSize?: number;
+}
 
 export class EtcdBudgetLedger implements BudgetLedger {
   private readonly client: Etcd3;
   private readonly ns: Namespace;
+  /** The namespace, which keys in a transaction's range answers still carry. */
+  private readonly prefix: string;
+  private readonly pageSize: number;
   /** Writes this ledger has made: the basis of the etcd-writes-per-call figure in bench:leases. */
   writes = 0;
 
-  constructor(endpoints: readonly string[], prefix: string) {
+  constructor(endpoints: readonly string[], prefix: string, options: EtcdBudgetLedgerOptions = {}) {
     this.client = new Etcd3({ hosts: [...endpoints], dialTimeout: 3000 });
     this.ns = this.client.namespace(prefix);
+    this.prefix = prefix;
+    this.pageSize = options.pageSize ?? DEFAULT_ETCD_PAGE_SIZE;
   }
 
   async read(keyId: string, window: string): Promise<BudgetAccount | null> {
@@ -66,11 +115,74 @@ export class EtcdBudgetLedger implements BudgetLedger {
   }
 
   async listForKey(keyId: string): Promise<StoredAccount[]> {
-    return this.list(`${PREFIX}${keyId}/`);
+    const { kvs } = await collectPrefix(this.ns, `${PREFIX}${keyId}/`, this.pageSize);
+    return kvs.map((kv) => ({ ...parsePath(kv.key.toString('utf8')), account: JSON.parse(kv.value.toString('utf8')) as BudgetAccount }));
   }
 
-  async listAll(): Promise<StoredAccount[]> {
-    return this.list(PREFIX);
+  async readAccounts(ids: readonly AccountId[]): Promise<Map<string, BudgetAccount>> {
+    const found = new Map<string, BudgetAccount>();
+    const chunks: AccountId[][] = [];
+    for (let i = 0; i < ids.length; i += OPS_PER_TXN) chunks.push(ids.slice(i, i + OPS_PER_TXN));
+    // A listing page's accounts (up to 2,000 for 1,000 keys): PARALLEL_READS transactions at a time.
+    for (let i = 0; i < chunks.length; i += PARALLEL_READS) {
+      await Promise.all(chunks.slice(i, i + PARALLEL_READS).map(async (chunk) => {
+        const responses = await this.batch(chunk.map((id) => this.ns.get(path(id.keyId, id.window))));
+        responses.forEach((response, j) => {
+          const kv = response.response_range?.kvs[0];
+          if (kv !== undefined) found.set(accountName(chunk[j]!), JSON.parse(kv.value.toString('utf8')) as BudgetAccount);
+        });
+      }));
+    }
+    return found;
+  }
+
+  async accountsOfKeys(keyIds: readonly string[]): Promise<Map<string, VersionedAccount[] | null>> {
+    const found = new Map<string, VersionedAccount[] | null>();
+    const unique = [...new Set(keyIds)];
+    for (let i = 0; i < unique.length; i += OPS_PER_TXN) {
+      const chunk = unique.slice(i, i + OPS_PER_TXN);
+      const responses = await this.batch(chunk.map((keyId) => this.ns.getAll().prefix(`${PREFIX}${keyId}/`).limit(ACCOUNTS_PER_KEY_READ)));
+      responses.forEach((response, j) => {
+        const range = response.response_range;
+        if (range === undefined || range === null) return;
+        found.set(chunk[j]!, range.more ? null : range.kvs.map((kv) => this.versioned(kv.key.toString('utf8').slice(this.prefix.length), kv)));
+      });
+    }
+    return found;
+  }
+
+  async walkAccounts(visit: (page: readonly VersionedAccount[]) => Promise<void> | void): Promise<void> {
+    await visitPrefix(this.ns, PREFIX, this.pageSize, (kvs) => visit(kvs.map((kv) => this.versioned(kv.key.toString('utf8'), kv))));
+  }
+
+  async removeIdle(accounts: readonly VersionedAccount[]): Promise<number> {
+    let removed = 0;
+    for (let i = 0; i < accounts.length; i += OPS_PER_TXN) {
+      const chunk = accounts.slice(i, i + OPS_PER_TXN);
+      const [first, ...rest] = chunk;
+      if (first === undefined) continue;
+      const txn = this.ns.if(path(first.keyId, first.window), 'Mod', '==', first.revision);
+      for (const a of rest) txn.and(path(a.keyId, a.window), 'Mod', '==', a.revision);
+      const result = await guard(txn.then(...chunk.map((a) => this.ns.delete().key(path(a.keyId, a.window)))).commit());
+      if (result.succeeded) {
+        removed += chunk.length;
+        continue;
+      }
+      // One changed (or went) meanwhile: each on its own, and only while it holds no lease.
+      for (const a of chunk) if (await this.removeIf(a.keyId, a.window, (account) => Object.keys(account.leases).length === 0)) removed++;
+    }
+    return removed;
+  }
+
+  /** A transaction that only reads: a compare that always holds (no key's version is negative), then the reads. */
+  private async batch(ops: readonly IOperation[]) {
+    if (ops.length === 0) return [];
+    const result = await guard(this.ns.if(PREFIX, 'Version', '>', -1).then(...ops).commit());
+    return result.responses;
+  }
+
+  private versioned(key: string, kv: { value: Buffer; mod_revision: string }): VersionedAccount {
+    return { ...parsePath(key), account: JSON.parse(kv.value.toString('utf8')) as BudgetAccount, revision: Number(kv.mod_revision) };
   }
 
   async removeIf(keyId: string, window: string, stillRemovable: (account: BudgetAccount) => boolean): Promise<boolean> {
@@ -85,16 +197,34 @@ export class EtcdBudgetLedger implements BudgetLedger {
     return false;
   }
 
-  private async list(prefix: string): Promise<StoredAccount[]> {
-    const all = await guard(this.ns.getAll().prefix(prefix).strings());
-    return Object.entries(all).map(([key, text]) => ({ ...parsePath(key), account: JSON.parse(text) as BudgetAccount }));
-  }
-
-  async watch(listener: (stored: StoredAccount) => void): Promise<() => Promise<void>> {
-    const watcher = await guard(this.ns.watch().prefix(PREFIX).create());
-    watcher.on('put', (kv) => listener({ ...parsePath(kv.key.toString('utf8')), account: JSON.parse(kv.value.toString('utf8')) as BudgetAccount }));
+  /**
+   * Follows every account write from now on. etcd cancels a watch whose resume point was
+   * compacted away when its stream reconnects (a quiet watch's resume point is only as recent as
+   * its last event or progress notice): then a new watch starts from now. What was missed in
+   * between only delays a reclaim or a sweep (the lease sweep reads the whole ledger now and
+   * then anyway); `onRestart` says it happened.
+   */
+  async watch(listener: (stored: StoredAccount) => void, onRestart?: () => void): Promise<() => Promise<void>> {
+    let stopped = false;
+    let current: Watcher | null = null;
+    const follow = async (): Promise<void> => {
+      const watcher = await guard(this.ns.watch().prefix(PREFIX).create());
+      watcher.on('put', (kv) => listener({ ...parsePath(kv.key.toString('utf8')), account: JSON.parse(kv.value.toString('utf8')) as BudgetAccount }));
+      watcher.on('error', () => {
+        if (stopped || current !== watcher) return;
+        current = null;
+        const again = () => {
+          if (stopped) return;
+          follow().then(() => onRestart?.(), () => setTimeout(again, 1000));
+        };
+        setTimeout(again, 100);
+      });
+      current = watcher;
+    };
+    await follow();
     return async () => {
-      await watcher.cancel();
+      stopped = true;
+      await current?.cancel();
     };
   }
 
@@ -116,8 +246,13 @@ function parsePath(key: string): { keyId: string; window: string } {
 /** An in-memory ledger with the same compare-and-swap semantics, for unit tests and the simulation. */
 export class MemoryBudgetLedger implements BudgetLedger {
   private readonly accounts = new Map<string, BudgetAccount>();
+  /** The "revision" each account was last written at, as etcd's mod_revision. */
+  private readonly revisions = new Map<string, number>();
+  private revision = 0;
   private readonly listeners = new Set<(stored: StoredAccount) => void>();
   writes = 0;
+
+  constructor(private readonly pageSize = DEFAULT_ETCD_PAGE_SIZE) {}
 
   async read(keyId: string, window: string): Promise<BudgetAccount | null> {
     return this.accounts.get(path(keyId, window)) ?? null;
@@ -131,17 +266,50 @@ export class MemoryBudgetLedger implements BudgetLedger {
     if (next === current && existing !== undefined) return current;
     checkInvariant(next);
     this.accounts.set(key, next);
+    this.revisions.set(key, ++this.revision);
     this.writes++;
     for (const listener of this.listeners) listener({ keyId, window, account: next });
     return next;
   }
 
   async listForKey(keyId: string): Promise<StoredAccount[]> {
-    return (await this.listAll()).filter((s) => s.keyId === keyId);
+    return this.sorted().filter((s) => s.keyId === keyId);
   }
 
-  async listAll(): Promise<StoredAccount[]> {
-    return [...this.accounts.entries()].map(([key, account]) => ({ ...parsePath(key), account }));
+  async readAccounts(ids: readonly AccountId[]): Promise<Map<string, BudgetAccount>> {
+    const found = new Map<string, BudgetAccount>();
+    for (const id of ids) {
+      const account = this.accounts.get(path(id.keyId, id.window));
+      if (account !== undefined) found.set(accountName(id), account);
+    }
+    return found;
+  }
+
+  async accountsOfKeys(keyIds: readonly string[]): Promise<Map<string, VersionedAccount[] | null>> {
+    const all = this.sorted();
+    return new Map(keyIds.map((keyId) => [keyId, all.filter((s) => s.keyId === keyId)]));
+  }
+
+  async walkAccounts(visit: (page: readonly VersionedAccount[]) => Promise<void> | void): Promise<void> {
+    const all = this.sorted();
+    for (let i = 0; i < all.length; i += this.pageSize) await visit(all.slice(i, i + this.pageSize));
+  }
+
+  async removeIdle(accounts: readonly VersionedAccount[]): Promise<number> {
+    let removed = 0;
+    for (const a of accounts) {
+      const key = path(a.keyId, a.window);
+      const unchanged = this.revisions.get(key) === a.revision;
+      if (await this.removeIf(a.keyId, a.window, (account) => unchanged || Object.keys(account.leases).length === 0)) removed++;
+    }
+    return removed;
+  }
+
+  /** Every account in etcd's order (by key id, then window), as a walk would see them. */
+  private sorted(): VersionedAccount[] {
+    return [...this.accounts.entries()]
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+      .map(([key, account]) => ({ ...parsePath(key), account, revision: this.revisions.get(key) ?? 0 }));
   }
 
   async removeIf(keyId: string, window: string, stillRemovable: (account: BudgetAccount) => boolean): Promise<boolean> {
@@ -150,6 +318,7 @@ export class MemoryBudgetLedger implements BudgetLedger {
     if (account === undefined) return true;
     if (!stillRemovable(account)) return false;
     this.accounts.delete(key);
+    this.revisions.delete(key);
     return true;
   }
 

@@ -1,5 +1,6 @@
 import { ConfigError, parseListenAddress, parseUrlList, readDurationMs, readLogLevel, readOptional, readRequired, readSecretToken, type Env } from '../core/config.js';
 import { quote } from '../core/quote.js';
+import { DEFAULT_ETCD_PAGE_SIZE } from './etcd-pages.js';
 
 export interface ControlPlaneConfig {
   readonly etcdEndpoints: readonly string[];
@@ -20,9 +21,15 @@ export interface ControlPlaneConfig {
   readonly auditRetentionDays: number;
   /** How long etcd keeps a key's record and budget accounts after it expired or was revoked (KEYBRAKE_KEY_RETENTION, default 30d). */
   readonly keyRetentionMs: number;
+  /** Keys per etcd range request when walking keys, index entries, tokens or budget accounts (KEYBRAKE_ETCD_PAGE_SIZE, default 1000). */
+  readonly etcdPageSize: number;
+  /** How often one replica compacts etcd's history, keeping this much (KEYBRAKE_ETCD_COMPACTION_INTERVAL, default 5m); null: off. */
+  readonly etcdCompactionIntervalMs: number | null;
 }
 
 const MIN_TOKEN_LENGTH = 24;
+/** A page of 10,000 records of a few KB each is already tens of MB: above gRPC's 4 MB message limit. */
+const MAX_ETCD_PAGE_SIZE = 10_000;
 
 export function compileControlPlaneConfig(env: Env): ControlPlaneConfig {
   const masterKeyText = readRequired(env, 'KEYBRAKE_MASTER_KEY', 'base64 of 32 random bytes, e.g. `openssl rand -base64 32`');
@@ -50,9 +57,16 @@ export function compileControlPlaneConfig(env: Env): ControlPlaneConfig {
   const retentionText = readOptional(env, 'KEYBRAKE_AUDIT_RETENTION_DAYS') ?? '400';
   if (!/^\d+$/.test(retentionText) || Number(retentionText) < 1) throw new ConfigError('KEYBRAKE_AUDIT_RETENTION_DAYS', `must be a whole number of days, at least 1; got ${quote(retentionText)}`);
 
+  const pageSizeText = readOptional(env, 'KEYBRAKE_ETCD_PAGE_SIZE') ?? String(DEFAULT_ETCD_PAGE_SIZE);
+  if (!/^\d{1,6}$/.test(pageSizeText) || Number(pageSizeText) < 1 || Number(pageSizeText) > MAX_ETCD_PAGE_SIZE) {
+    throw new ConfigError('KEYBRAKE_ETCD_PAGE_SIZE', `must be a whole number of keys from 1 to ${MAX_ETCD_PAGE_SIZE}; got ${quote(pageSizeText)}`);
+  }
+
   return {
+    etcdPageSize: Number(pageSizeText),
     auditRetentionDays: Number(retentionText),
     keyRetentionMs: readDurationMs(env, 'KEYBRAKE_KEY_RETENTION', '30d'),
+    etcdCompactionIntervalMs: readCompactionInterval(env),
     heartbeatIntervalMs,
     leaseTtlMs,
     etcdEndpoints: parseUrlList(env, 'KEYBRAKE_ETCD_ENDPOINTS', 'http://127.0.0.1:2379'),
@@ -65,4 +79,11 @@ export function compileControlPlaneConfig(env: Env): ControlPlaneConfig {
     dataplaneToken: readSecretToken(env, 'KEYBRAKE_DATAPLANE_TOKEN', MIN_TOKEN_LENGTH),
     logLevel: readLogLevel(env),
   };
+}
+
+/** KEYBRAKE_ETCD_COMPACTION_INTERVAL: a duration (default 5m), or "0"/"0s"/"off" for operators who run etcd's own --auto-compaction. */
+function readCompactionInterval(env: Env): number | null {
+  const text = readOptional(env, 'KEYBRAKE_ETCD_COMPACTION_INTERVAL');
+  if (text !== undefined && /^(?:off|0+s?)$/i.test(text)) return null;
+  return readDurationMs(env, 'KEYBRAKE_ETCD_COMPACTION_INTERVAL', '5m');
 }

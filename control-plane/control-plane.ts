@@ -20,9 +20,13 @@ import { LeaseService } from './lease-service.js';
 import { createControlPlaneMetrics } from './metrics.js';
 import { summariseSpend } from './spend-summary.js';
 import { bindGrpcServer, createGrpcServer, SERVICE_NAMES } from './grpc-server.js';
+import { GenerationalMap } from '../core/generational-map.js';
+import { KeyPolicies } from './key-policies.js';
 import { PolicyFeed } from './policy-feed.js';
 import { PricedIntentBroadcast } from './priced-intents.js';
 import { Janitor } from './janitor.js';
+import { EtcdCompactionBackend, EtcdCompactor } from './etcd-compaction.js';
+import { EtcdStatusMetrics, EtcdStatusSource } from './etcd-status-metrics.js';
 import { OperatorService } from './operator-service.js';
 
 export interface RunningControlPlane {
@@ -32,14 +36,15 @@ export interface RunningControlPlane {
 }
 
 export async function startControlPlane(config: ControlPlaneConfig, logger: Logger): Promise<RunningControlPlane> {
-  const store = new EtcdStore({ endpoints: config.etcdEndpoints, prefix: config.etcdPrefix });
+  const store = new EtcdStore({ endpoints: config.etcdEndpoints, prefix: config.etcdPrefix, pageSize: config.etcdPageSize });
   const pool = createPool(config.databaseUrl);
   const keys = deriveKeys(config.masterKey);
-  const feed = new PolicyFeed(store, keys.wrapKey, logger);
-  const ledger = new EtcdBudgetLedger(config.etcdEndpoints, config.etcdPrefix);
+  const policies = new KeyPolicies(store);
+  const feed = new PolicyFeed(store, policies, keys.wrapKey, logger);
+  const ledger = new EtcdBudgetLedger(config.etcdEndpoints, config.etcdPrefix, { pageSize: config.etcdPageSize });
   const leases = new LeaseService({
     ledger,
-    keyPolicy: (id) => feed.key(id),
+    keyPolicy: (id) => policies.byKeyId(id),
     ttlMs: config.leaseTtlMs,
     expiryMarginMs: Math.max(1000, Math.floor(config.leaseTtlMs / 5)),
     logger,
@@ -51,13 +56,18 @@ export async function startControlPlane(config: ControlPlaneConfig, logger: Logg
   let stopReclaimWatch: (() => Promise<void>) | null = null;
   try {
     await store.ping();
+    // Once per deployment (a marker says when it is done): label index entries for keys written
+    // before the index existed, a page of keys at a time.
+    const indexed = await store.buildLabelIndex();
+    if (indexed !== null) logger.info({ entries: indexed }, 'built the label index of existing keys');
     await runMigrations(pool, logger);
     await audit.maintainPartitions(Date.now(), config.auditRetentionDays);
     await pricedIntents.start();
     await feed.start();
     // A holder asked for more than was unleased: every replica tells its connected holders of
     // that account to give back what they do not use.
-    const reclaimsSeen = new Map<string, number>();
+    // Bounded: an account's reclaims matter while it is busy, not once it has gone quiet.
+    const reclaimsSeen = new GenerationalMap<number>(100_000);
     stopReclaimWatch = await ledger.watch(({ keyId, window, account }) => {
       // Every replica's writes: the sweep learns which accounts hold leases without reading them all.
       leases.observe({ keyId, window, account });
@@ -65,7 +75,7 @@ export async function startControlPlane(config: ControlPlaneConfig, logger: Logg
       if (account.reclaimSeq <= (reclaimsSeen.get(id) ?? 0)) return;
       reclaimsSeen.set(id, account.reclaimSeq);
       for (const lease of Object.values(account.leases)) streams.send(lease.holder, { reclaim: { keyId, window } });
-    });
+    }, () => leases.sweepEverythingNext());
   } catch (error) {
     await stopReclaimWatch?.();
     await feed.stop();
@@ -80,10 +90,14 @@ export async function startControlPlane(config: ControlPlaneConfig, logger: Logg
   const partitionKeeper = setInterval(() => {
     audit.maintainPartitions(Date.now(), config.auditRetentionDays).catch((error: unknown) => logger.warn({ err: error instanceof Error ? error.message : String(error) }, 'audit partition maintenance failed'));
   }, 3_600_000);
-  const dataPlaneService = createDataPlaneService({ feed, leases, audit, pricedIntents, metrics, streams, dataplaneToken: config.dataplaneToken, pepper: keys.pepper, logger, heartbeatIntervalMs: config.heartbeatIntervalMs });
+  const dataPlaneService = createDataPlaneService({ feed, policies, leases, audit, pricedIntents, metrics, streams, dataplaneToken: config.dataplaneToken, pepper: keys.pepper, logger, heartbeatIntervalMs: config.heartbeatIntervalMs });
   // Retention runs every quarter of the retention period, at most hourly.
   const janitor = new Janitor({ store, ledger, retentionMs: config.keyRetentionMs, logger });
   janitor.start(Math.min(3_600_000, Math.max(1000, Math.floor(config.keyRetentionMs / 4))));
+  // etcd's history: one replica at a time compacts it every interval (etcd-compaction.ts); its size on /metrics.
+  const compactor = config.etcdCompactionIntervalMs === null ? null : new EtcdCompactor({ intervalMs: config.etcdCompactionIntervalMs, backend: new EtcdCompactionBackend(config.etcdEndpoints), logger });
+  compactor?.start();
+  const etcdStatus = new EtcdStatusMetrics({ registry: metrics.registry, reader: new EtcdStatusSource(config.etcdEndpoints), logger });
   const sweeper = setInterval(() => {
     leases.sweep().then((expired) => metrics.leasesExpired.inc(expired)).catch((error: unknown) => logger.warn({ err: error instanceof Error ? error.message : String(error) }, 'lease sweep failed'));
   }, Math.max(500, Math.floor(config.leaseTtlMs / 4)));
@@ -111,6 +125,8 @@ export async function startControlPlane(config: ControlPlaneConfig, logger: Logg
         clearInterval(sweeper);
         clearInterval(partitionKeeper);
         await janitor.stop();
+        await compactor?.stop();
+        etcdStatus.close();
         await stopReclaimWatch?.();
         await feed.stop();
         await pricedIntents.stop();

@@ -8,7 +8,8 @@ import { randomBytes } from 'node:crypto';
 import { Metadata, status, type ServerDuplexStream } from '@grpc/grpc-js';
 
 import type { Logger } from '../core/logger.js';
-import type { ConnectRequest, ConnectResponse, DataPlaneServiceServer } from '../gen/keybrake/v1/dataplane.js';
+import type { ConnectRequest, ConnectResponse, DataPlaneServiceServer, KeyLookupResult } from '../gen/keybrake/v1/dataplane.js';
+import type { KeyPolicies } from './key-policies.js';
 import { constantTimeEqual } from './crypto.js';
 import type { AuditStore } from './audit-store.js';
 import { readAuditBatch, type ReadAuditBatch, type StoredRecord } from './audit-batch.js';
@@ -19,6 +20,7 @@ import type { FeedEvent, PolicyFeed } from './policy-feed.js';
 
 export interface DataPlaneServiceOptions {
   readonly feed: PolicyFeed;
+  readonly policies: KeyPolicies;
   readonly leases: LeaseService;
   readonly audit: AuditStore;
   readonly pricedIntents: PricedIntentBroadcast;
@@ -33,6 +35,10 @@ export interface DataPlaneServiceOptions {
 
 export const DEFAULT_HEARTBEAT_INTERVAL_MS = 2000;
 const DATAPLANE_ID = /^[A-Za-z0-9._-]{1,64}$/;
+/** A keyed hash as data planes compute it: hex HMAC-SHA256. */
+const KEY_HASH = /^[0-9a-f]{64}$/;
+/** Hashes one lookup may carry; a data plane sends more in several. */
+export const MAX_LOOKUP_HASHES = 1000;
 const INCARNATION = /^[0-9a-f]{1,64}$/;
 
 /** The data planes connected to this replica, by id. */
@@ -85,6 +91,21 @@ export function createDataPlaneService(options: DataPlaneServiceOptions): DataPl
         unregister = null;
         if (heartbeat !== null) clearInterval(heartbeat);
         heartbeat = null;
+      };
+
+      /** Policies for the hashes a data plane asks about, and what was priced for them. */
+      const lookUpKeys = async (keyHashes: readonly string[]): Promise<KeyLookupResult> => {
+        const asked = keyHashes.slice(0, MAX_LOOKUP_HASHES);
+        const wellFormed = asked.filter((hash) => KEY_HASH.test(hash));
+        const { found, unknownHashes } = await options.policies.byHashes(wellFormed);
+        options.metrics.keyLookups.inc(asked.length);
+        const now = Date.now();
+        const live = found.filter((k) => k.vendor === 'stripe' && !k.revoked && k.expiresAtUnixMs > now).map((k) => k.id);
+        const pricedIntents = await options.pricedIntents.forKeys(live).catch((error: unknown) => {
+          logger.warn({ err: error instanceof Error ? error.message : String(error), dataplane_id: dataplaneId }, 'could not read priced intents; confirms of earlier intents will be priced again');
+          return [];
+        });
+        return { keys: [...found], unknownKeyHashes: [...unknownHashes, ...asked.filter((hash) => !KEY_HASH.test(hash))], pricedIntents, failedKeyHashes: [] };
       };
 
       // Audit batches are committed in the order they came, then acknowledged (acks are cumulative).
@@ -160,6 +181,16 @@ export function createDataPlaneService(options: DataPlaneServiceOptions): DataPl
           );
           return;
         }
+        if (request.keyLookup !== undefined && unsubscribe !== null) {
+          lookUpKeys(request.keyLookup.keyHashes).then(
+            (result) => send({ keyLookupResult: result }),
+            (error: unknown) => {
+              logger.warn({ err: error instanceof Error ? error.message : String(error), dataplane_id: dataplaneId }, 'key lookup failed; its calls fail closed');
+              send({ keyLookupResult: { keys: [], unknownKeyHashes: [], pricedIntents: [], failedKeyHashes: request.keyLookup!.keyHashes.slice(0, MAX_LOOKUP_HASHES) } });
+            },
+          );
+          return;
+        }
         if (request.usageReport !== undefined && unsubscribe !== null) {
           options.leases.handleUsageReport(request.usageReport).then(() => options.metrics.usageReports.inc()).catch((error: unknown) =>
             logger.warn({ err: error instanceof Error ? error.message : String(error), dataplane_id: dataplaneId }, 'usage report failed; the next one carries the same totals'),
@@ -183,20 +214,13 @@ export function createDataPlaneService(options: DataPlaneServiceOptions): DataPl
         };
         logger.info({ dataplane_id: dataplaneId, incarnation }, 'data plane connected');
         send({ welcome: { controlplaneId, keyHashPepper: options.pepper, heartbeatIntervalMs } });
-        // Snapshot and subscription in the same tick: no change falls between them.
+        // Snapshot and subscription in the same tick: no change falls between them. Keys are not
+        // in it: the data plane looks up each key it is presented (and again, on a new stream,
+        // each key it holds), which also brings the intents priced for it.
         const snapshot = feed.snapshot();
         unsubscribe = feed.subscribe((event) => send(toResponse(event)));
-        send({ snapshot });
-        // Intents priced for the live keys: subscribed first, then read, so none falls between.
+        send({ snapshot: { keys: [], secrets: snapshot.secrets, revision: snapshot.revision } });
         unsubscribeIntents = options.pricedIntents.subscribe((intents) => send({ pricedIntents: { intents } }));
-        const now = Date.now();
-        const liveKeys = snapshot.keys.filter((k) => k.vendor === 'stripe' && !k.revoked && k.expiresAtUnixMs > now).map((k) => k.id);
-        options.pricedIntents.forKeys(liveKeys).then(
-          (intents) => {
-            if (intents.length > 0 && unsubscribeIntents !== null) send({ pricedIntents: { intents } });
-          },
-          (error: unknown) => logger.warn({ err: error instanceof Error ? error.message : String(error), dataplane_id: dataplaneId }, 'could not read priced intents; confirms of earlier intents will be priced again'),
-        );
         heartbeat = setInterval(() => {
           if (Date.now() - lastSent >= heartbeatIntervalMs / 2) send({ heartbeat: { sentAtUnixMs: Date.now() } });
         }, heartbeatIntervalMs / 2);
@@ -214,6 +238,8 @@ export function createDataPlaneService(options: DataPlaneServiceOptions): DataPl
 
 function toResponse(event: FeedEvent): ConnectResponse {
   switch (event.kind) {
+    case 'resync':
+      return { snapshot: { keys: [], secrets: event.snapshot.secrets, revision: event.snapshot.revision } };
     case 'key':
       return { keyUpdate: { key: event.policy, revision: event.revision } };
     case 'key-removed':

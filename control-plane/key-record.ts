@@ -2,7 +2,30 @@
  * A vault key's stored record and the pure rules about it. The record never holds the
  * key itself, only its keyed hash.
  */
+import { randomBase62 } from '../core/secret-format.js';
 import type { Vendor } from '../core/vendors.js';
+
+const BASE62 = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
+/** 62^7 ms is 111 years: inverted creation times fit 7 base62 digits until 2081. */
+const TIME_DIGITS = 7;
+const TIME_SPAN = 62 ** TIME_DIGITS;
+
+/**
+ * A new key id, `vk_` and 20 base62 characters: 7 encode the creation time inverted, 13 are
+ * random. Ids (and so the etcd keys and index entries named by them) sort newest first in
+ * etcd's ascending key order: listing the newest keys is one short range read, with no sort
+ * that would make etcd read the whole range (etcd sorts in memory whenever a range is sorted
+ * other than ascending by key).
+ */
+export function newKeyId(createdAtMs: number): string {
+  let inverted = Math.max(0, TIME_SPAN - 1 - createdAtMs);
+  let time = '';
+  for (let i = 0; i < TIME_DIGITS; i++) {
+    time = BASE62[inverted % 62] + time;
+    inverted = Math.floor(inverted / 62);
+  }
+  return `vk_${time}${randomBase62(20 - TIME_DIGITS)}`;
+}
 
 export interface KeyRecord {
   readonly id: string;

@@ -11,7 +11,7 @@ import type { BudgetLedger, StoredAccount } from './budget-ledger.js';
 export interface LeaseServiceOptions {
   readonly ledger: BudgetLedger;
   /** The key's current policy, as the policy feed knows it. */
-  readonly keyPolicy: (keyId: string) => KeyPolicy | undefined;
+  readonly keyPolicy: (keyId: string) => Promise<KeyPolicy | undefined>;
   readonly ttlMs: number;
   /** Extra time before a silent holder's lease is expired: covers clock drift and message delay. */
   readonly expiryMarginMs: number;
@@ -61,6 +61,11 @@ export class LeaseService {
     this.fullSweepIntervalMs = options.fullSweepIntervalMs ?? 600_000;
   }
 
+  /** The ledger watch had a gap: the next sweep reads the whole ledger (it may have missed leases). */
+  sweepEverythingNext(): void {
+    this.lastFullSweepMs = Number.NEGATIVE_INFINITY;
+  }
+
   /** An account as written (by any replica): remembered if it holds leases, forgotten if not. */
   observe(stored: StoredAccount): void {
     const id = `${stored.keyId}/${stored.window}`;
@@ -76,7 +81,7 @@ export class LeaseService {
       grantedTotalMicros: 0, ttlMs: this.options.ttlMs, short: false, refused: '', windowEndsAtUnixMs: 0, ...fields,
     });
     const nowMs = this.now();
-    const policy = this.options.keyPolicy(request.keyId);
+    const policy = await this.options.keyPolicy(request.keyId);
     if (policy === undefined) return answer({ refused: 'key_unknown' });
     if (policy.revoked) return answer({ refused: 'key_revoked' });
     if (nowMs >= policy.expiresAtUnixMs) return answer({ refused: 'key_expired' });
@@ -117,8 +122,11 @@ export class LeaseService {
   async sweep(): Promise<number> {
     const nowMs = this.now();
     if (nowMs - this.lastFullSweepMs >= this.fullSweepIntervalMs) {
+      // The whole ledger, a page at a time: only the accounts holding leases are remembered.
       this.leased.clear();
-      for (const stored of await this.options.ledger.listAll()) this.observe(stored);
+      await this.options.ledger.walkAccounts((page) => {
+        for (const stored of page) this.observe(stored);
+      });
       this.lastFullSweepMs = nowMs;
     }
     let expired = 0;

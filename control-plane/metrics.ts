@@ -11,6 +11,7 @@ export interface ControlPlaneMetrics {
   readonly usageReports: Counter;
   readonly leasesExpired: Counter;
   readonly auditRecords: Counter;
+  readonly keyLookups: Counter;
   readonly auditRecordsFlagged: Counter;
   readonly auditLinesQuarantined: Counter;
   readonly auditLag: Histogram;
@@ -25,6 +26,7 @@ export function createControlPlaneMetrics(): ControlPlaneMetrics {
     leaseRequests: new Counter({ name: 'keybrake_lease_requests_total', help: 'Lease requests answered, by result (granted, short, refused, failed)', labelNames: ['result'] as const, registers: [registry] }),
     usageReports: new Counter({ name: 'keybrake_usage_reports_total', help: 'Usage reports applied to the ledger', registers: [registry] }),
     leasesExpired: new Counter({ name: 'keybrake_lease_expiries_total', help: 'Accounts in which a silent data plane’s lease was expired (its unreported grant is at risk)', registers: [registry] }),
+    keyLookups: new Counter({ name: 'keybrake_key_lookups_total', help: 'Key hashes data planes asked this replica to look up (a key first presented to a data plane)', registers: [registry] }),
     auditRecords: new Counter({ name: 'keybrake_audit_records_total', help: 'Audit records committed to PostgreSQL (duplicates included)', registers: [registry] }),
     auditRecordsFlagged: new Counter({
       name: 'keybrake_audit_records_flagged_total',

@@ -3,7 +3,7 @@
  * answers are the generated proto messages, so both transports say exactly the same thing.
  */
 import { OperatorError, invalidField } from '../core/operator-error.js';
-import { generateSecret, isWellFormedSecret, randomBase62 } from '../core/secret-format.js';
+import { generateSecret, generateTaggedVaultKey, isWellFormedSecret, randomBase62, vaultKeyTagKey } from '../core/secret-format.js';
 import { parseVendor } from '../core/vendors.js';
 import {
   KeyStatus,
@@ -38,14 +38,17 @@ import {
 import { constantTimeEqual, keyedHash, sealSecret, type DerivedKeys } from './crypto.js';
 import type { AuditStore } from './audit-store.js';
 import { compileKeySpec } from './key-spec.js';
-import { bindingCapMicros, keyStatus, type KeyRecord, type KeyStatusName } from './key-record.js';
+import { bindingCapMicros, keyStatus, newKeyId, type KeyRecord, type KeyStatusName } from './key-record.js';
 import type { KeyStore, TokenRecord, TokenRoleName } from './store.js';
 import { quote } from '../core/quote.js';
-import { FILTER_MAX_LENGTH, checkText, checkTime, isStorableText } from './request-bounds.js';
+import { FILTER_MAX_LENGTH, checkText, checkTime, decodeCursorJson, isStorableText } from './request-bounds.js';
+import { decodePageToken, encodePageToken, listingScope } from './key-listing.js';
 
 export const MAX_BATCH_SIZE = 10_000;
 const DEFAULT_PAGE_SIZE = 100;
 const MAX_PAGE_SIZE = 1000;
+/** With a vendor or status filter, one ListKeys request looks at no more than this many keys per key it may return. */
+export const EXAMINED_PER_KEY = 10;
 const MAX_SECRET_LENGTH = 4096;
 const MAX_TOKEN_NAME_LENGTH = 200;
 const AUDIT_DECISIONS: readonly string[] = ['', 'allowed', 'denied'];
@@ -85,6 +88,8 @@ export interface OperatorServiceOptions {
 export class OperatorService {
   private readonly store: KeyStore;
   private readonly keys: DerivedKeys;
+  /** Data planes tell issued vault keys from forged ones by this tag (core/secret-format.ts). */
+  private readonly vaultKeyTagKey: Buffer;
   private readonly adminToken: string;
   private readonly now: () => number;
   private readonly spend: (records: readonly KeyRecord[]) => Promise<Map<string, KeySpend>>;
@@ -95,6 +100,7 @@ export class OperatorService {
     this.spend = options.spend ?? (async () => new Map());
     this.store = options.store;
     this.keys = options.keys;
+    this.vaultKeyTagKey = vaultKeyTagKey(options.keys.pepper);
     this.adminToken = options.adminToken;
     this.now = options.now ?? Date.now;
   }
@@ -138,10 +144,10 @@ export class OperatorService {
     const now = this.now();
     const secrets: string[] = [];
     const records = compiled.map((spec): KeyRecord => {
-      const vaultKey = generateSecret('vaultKey');
+      const vaultKey = generateTaggedVaultKey(this.vaultKeyTagKey);
       secrets.push(vaultKey);
       return {
-        id: `vk_${randomBase62(20)}`,
+        id: newKeyId(now),
         keyHash: keyedHash(this.keys.pepper, vaultKey),
         vendor: spec.vendor,
         label: spec.label,
@@ -172,21 +178,27 @@ export class OperatorService {
     checkText(request.labelPrefix, 'label_prefix', FILTER_MAX_LENGTH.label_prefix);
     const vendor = request.vendor === '' ? null : parseVendor(request.vendor);
     const status = request.status === KeyStatus.KEY_STATUS_UNSPECIFIED ? null : statusName(request.status);
-    const after = request.pageToken === '' ? null : decodePageToken(request.pageToken, names.pageToken);
+    const scope = listingScope(request.label, request.labelPrefix);
+    const after = request.pageToken === '' ? null : decodePageToken(request.pageToken, scope, names.pageToken);
     const now = this.now();
 
-    // Newest first; (createdAtMs, id) orders keys totally, so a page token is a position.
-    const matching = (await this.store.listKeys())
-      .filter((r) => (request.label === '' || r.label === request.label) && r.label.startsWith(request.labelPrefix))
-      .filter((r) => (vendor === null || r.vendor === vendor) && (status === null || keyStatus(r, now) === status))
-      .sort(newestFirst)
-      .filter((r) => after === null || newestFirst(r, { createdAtMs: after.createdAtMs, id: after.id }) > 0);
-    const page = matching.slice(0, pageSize);
-    const last = page.at(-1);
-    const spend = await this.spend(page);
+    // A walk of the label index (label, label_prefix) or of every key, from the cursor on, in
+    // etcd's key order (key-listing.ts). vendor and status are filters on what the walk finds:
+    // one request looks at most at EXAMINED_PER_KEY × limit keys, so a page may hold fewer than
+    // `limit` and still carry a cursor.
+    const filtered = vendor !== null || status !== null;
+    const page = await this.store.listKeyPage({
+      label: request.label,
+      labelPrefix: request.labelPrefix,
+      after,
+      limit: pageSize,
+      maxExamined: filtered ? EXAMINED_PER_KEY * pageSize : pageSize,
+      accept: (r) => (vendor === null || r.vendor === vendor) && (status === null || keyStatus(r, now) === status),
+    });
+    const spend = await this.spend(page.records);
     return {
-      keys: page.map((r) => this.toVaultKey(r, spend.get(r.id))),
-      nextPageToken: matching.length > pageSize && last !== undefined ? encodePageToken(last) : '',
+      keys: page.records.map((r) => this.toVaultKey(r, spend.get(r.id))),
+      nextPageToken: page.next === null ? '' : encodePageToken(page.next),
     };
   }
 
@@ -344,35 +356,6 @@ function notFound(id: string): OperatorError {
   return new OperatorError('not_found', `no vault key ${id}`);
 }
 
-function newestFirst(a: Pick<KeyRecord, 'createdAtMs' | 'id'>, b: Pick<KeyRecord, 'createdAtMs' | 'id'>): number {
-  if (a.createdAtMs !== b.createdAtMs) return b.createdAtMs - a.createdAtMs;
-  return a.id < b.id ? 1 : a.id > b.id ? -1 : 0;
-}
-
-function encodePageToken(record: KeyRecord): string {
-  return Buffer.from(JSON.stringify([record.createdAtMs, record.id])).toString('base64url');
-}
-
-function decodePageToken(token: string, field: string): { createdAtMs: number; id: string } {
-  const value = decodeCursorJson(token);
-  if (Array.isArray(value) && value.length === 2) {
-    const [createdAtMs, id] = value as unknown[];
-    if (typeof createdAtMs === 'number' && Number.isSafeInteger(createdAtMs) && typeof id === 'string' && /^vk_[0-9A-Za-z]{20}$/.test(id)) return { createdAtMs, id };
-  }
-  throw invalidField(field, 'is not a token this API returned');
-}
-
-/** The JSON inside a base64url cursor this API handed out, or undefined for anything else. */
-function decodeCursorJson(cursor: string): unknown {
-  if (cursor.length > FILTER_MAX_LENGTH.cursor || !/^[A-Za-z0-9_-]*$/.test(cursor)) return undefined;
-  try {
-    return JSON.parse(STRICT_UTF8.decode(Buffer.from(cursor, 'base64url'))) as unknown;
-  } catch {
-    return undefined;
-  }
-}
-
-const STRICT_UTF8 = new TextDecoder('utf-8', { fatal: true });
 /** 0001-01-01 and 9999-12-31T23:59:59.999999Z in microseconds: what PostgreSQL's timestamptz arithmetic takes. */
 const CURSOR_MIN_MICROS = -62_135_596_800_000_000n;
 const CURSOR_MAX_MICROS = 253_402_300_799_999_999n;

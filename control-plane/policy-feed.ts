@@ -1,59 +1,93 @@
 /**
- * What data planes enforce, kept current from etcd: every key policy and every vendor secret
- * (decrypted), loaded once at one revision and then followed through an etcd watch. Data-plane
- * streams subscribe to it: a snapshot first, then each change as it commits.
+ * What data planes are told as it changes: the vendor secrets (decrypted; a handful), and every
+ * change to an existing key (a revocation, a deletion) as it commits in etcd, followed through
+ * one etcd watch. It holds no keys: data planes look keys up when first presented
+ * (key-policies.ts), so a new key needs no broadcast, and what this replica remembers of keys
+ * follows the same watch. Data-plane streams subscribe: the secrets first, then each change.
  */
 import type { Logger } from '../core/logger.js';
 import type { KeyPolicy, VendorSecret } from '../gen/keybrake/v1/dataplane.js';
 import { openSecret } from './crypto.js';
-import type { KeyRecord } from './key-record.js';
+import { toKeyPolicy, type KeyPolicies } from './key-policies.js';
 import type { CredentialRecord, KeyStore, PolicyChange } from './store.js';
 
 export type FeedEvent =
+  /** The watch had to start again (changes may have been missed): streams send a new snapshot, and data planes look up again the keys they hold. */
+  | { readonly kind: 'resync'; readonly snapshot: FeedSnapshot }
   | { readonly kind: 'key'; readonly policy: KeyPolicy; readonly revision: number }
   | { readonly kind: 'key-removed'; readonly id: string; readonly keyHash: string; readonly revision: number }
   | { readonly kind: 'secret'; readonly secret: VendorSecret; readonly revision: number };
 
 export interface FeedSnapshot {
-  readonly keys: KeyPolicy[];
   readonly secrets: VendorSecret[];
   readonly revision: number;
 }
 
 export class PolicyFeed {
-  private readonly keys = new Map<string, KeyPolicy>();
   private readonly secrets = new Map<string, VendorSecret>();
   private readonly subscribers = new Set<(event: FeedEvent) => void>();
   private revision = 0;
   private stopWatch: (() => Promise<void>) | null = null;
+  private restartTimer: NodeJS.Timeout | null = null;
+  private stopped = false;
 
   constructor(
     private readonly store: KeyStore,
+    private readonly policies: KeyPolicies,
     private readonly wrapKey: Buffer,
     private readonly logger: Logger,
   ) {}
 
   async start(): Promise<void> {
-    const state = await this.store.loadPolicyState();
-    for (const record of state.keys) this.keys.set(record.id, toKeyPolicy(record));
-    for (const record of state.credentials) this.putCredential(record);
-    this.revision = state.revision;
-    this.stopWatch = await this.store.watchPolicyChanges(state.revision, (change) => this.apply(change), (error) => {
-      this.logger.error({ err: error }, 'etcd watch failed; data planes keep their last policy until it is restored');
-    });
+    await this.follow();
   }
 
   async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.restartTimer !== null) clearTimeout(this.restartTimer);
     await this.stopWatch?.();
     this.subscribers.clear();
   }
 
-  key(id: string): KeyPolicy | undefined {
-    return this.keys.get(id);
+  /** Reads the secrets and watches every change after the revision they were read at. */
+  private async follow(): Promise<void> {
+    const state = await this.store.loadSecrets();
+    for (const record of state.credentials) this.putCredential(record);
+    this.revision = state.revision;
+    this.stopWatch = await this.store.watchPolicyChanges(state.revision, (change) => this.apply(change), (error) => this.lost(error));
+  }
+
+  /**
+   * The watch ended (etcd cancels a watch whose resume point was compacted away, with an empty
+   * reason, when its stream reconnects): changes may have been missed, so it starts again from a
+   * fresh read, and every stream is told to resynchronise (a new snapshot; its data plane looks
+   * up again each key it holds, which brings any revocation it missed).
+   */
+  private lost(error: unknown): void {
+    if (this.stopped || this.restartTimer !== null) return;
+    this.logger.warn({ err: error instanceof Error ? error.message : String(error) }, 'etcd policy watch ended; following again from a fresh read');
+    const restart = () => {
+      this.restartTimer = null;
+      const previous = this.stopWatch;
+      this.stopWatch = null;
+      void (async () => {
+        await previous?.().catch(() => {});
+        try {
+          await this.follow();
+          this.policies.clear();
+          const snapshot = this.snapshot();
+          for (const subscriber of this.subscribers) subscriber({ kind: 'resync', snapshot });
+        } catch (failure) {
+          this.logger.warn({ err: failure instanceof Error ? failure.message : String(failure) }, 'could not follow the etcd policy watch again; retrying');
+          if (!this.stopped) this.restartTimer = setTimeout(restart, 1000);
+        }
+      })();
+    };
+    this.restartTimer = setTimeout(restart, 100);
   }
 
   snapshot(): FeedSnapshot {
-    return { keys: [...this.keys.values()], secrets: [...this.secrets.values()], revision: this.revision };
+    return { secrets: [...this.secrets.values()], revision: this.revision };
   }
 
   /** Subscribes to changes after the snapshot taken in the same tick; returns the unsubscribe function. */
@@ -64,15 +98,14 @@ export class PolicyFeed {
 
   private apply(change: PolicyChange): void {
     this.revision = Math.max(this.revision, change.revision);
+    this.policies.apply(change);
     let event: FeedEvent | null = null;
     if (change.kind === 'key-put') {
-      const policy = toKeyPolicy(change.record);
-      this.keys.set(policy.id, policy);
-      event = { kind: 'key', policy, revision: change.revision };
+      // A new key reaches no data plane this way: none can hold it before it is presented.
+      if (change.created) return;
+      event = { kind: 'key', policy: toKeyPolicy(change.record, change.revision), revision: change.revision };
     } else if (change.kind === 'key-delete') {
-      const removed = this.keys.get(change.id);
-      this.keys.delete(change.id);
-      if (removed !== undefined) event = { kind: 'key-removed', id: change.id, keyHash: removed.keyHash, revision: change.revision };
+      if (change.keyHash !== null) event = { kind: 'key-removed', id: change.id, keyHash: change.keyHash, revision: change.revision };
     } else {
       const secret = this.putCredential(change.record);
       if (secret !== null) event = { kind: 'secret', secret, revision: change.revision };
@@ -95,19 +128,4 @@ export class PolicyFeed {
       return null;
     }
   }
-}
-
-export function toKeyPolicy(record: KeyRecord): KeyPolicy {
-  return {
-    id: record.id,
-    keyHash: record.keyHash,
-    vendor: record.vendor,
-    label: record.label,
-    allowedEndpoints: [...record.allowedEndpoints],
-    dailyCapMicros: record.dailyCapMicros,
-    budgetMicros: record.budgetMicros,
-    expiresAtUnixMs: record.expiresAtMs,
-    revoked: record.revokedAtMs !== null,
-    perCallEstimateMicros: record.perCallEstimateMicros ?? 0,
-  };
 }

@@ -19,7 +19,8 @@ export const TIME_RANGE_TEXT = 'from 1970-01-01T00:00:00Z to 9999-12-31T23:59:59
 /**
  * Longest value of each text filter, in UTF-16 code units: a key's label is at most 200
  * characters, Stripe's Idempotency-Key at most 255, a vault key id 23, a vendor object id a few
- * dozen; cursors this API hands out are well under 300.
+ * dozen. Cursors this API hands out are under 900: a key-listing cursor holds a label (at most
+ * 600 bytes of UTF-8) and a key id, in base64url.
  */
 export const FILTER_MAX_LENGTH = {
   label: 200,
@@ -49,6 +50,18 @@ export function checkText(text: string, field: string, max: number, options: { r
 /** True for text checkText would take (any control character but NUL allowed). */
 export function isStorableText(text: string, max: number): boolean {
   return text.length <= max && !text.includes('\u0000') && !LONE_SURROGATE.test(text);
+}
+
+const STRICT_UTF8 = new TextDecoder('utf-8', { fatal: true });
+
+/** The JSON inside a base64url cursor this API handed out (at most FILTER_MAX_LENGTH.cursor), or undefined for anything else. */
+export function decodeCursorJson(cursor: string): unknown {
+  if (cursor.length > FILTER_MAX_LENGTH.cursor || !/^[A-Za-z0-9_-]*$/.test(cursor)) return undefined;
+  try {
+    return JSON.parse(STRICT_UTF8.decode(Buffer.from(cursor, 'base64url'))) as unknown;
+  } catch {
+    return undefined;
+  }
 }
 
 /** A time filter: absent, or a valid time within the range above; returns its milliseconds. */

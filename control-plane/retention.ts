@@ -4,7 +4,7 @@
  * then deleted; the audit trail in PostgreSQL keeps the history. A daily account is kept for the
  * retention period after its day ended, even for a key that is still live. Nothing that a data
  * plane may still hold a lease on is ever collected, and a lifetime account goes only with its
- * key. Pure: the janitor does the I/O.
+ * key. Pure, and a page at a time: the janitor walks keys and accounts in pages and does the I/O.
  */
 import type { BudgetAccount } from './budget-account.js';
 import type { StoredAccount } from './budget-ledger.js';
@@ -12,11 +12,11 @@ import type { KeyRecord } from './key-record.js';
 
 const DAY_MS = 86_400_000;
 
-export interface RetentionPlan {
-  /** Key records to delete (their hash index goes with them). */
+export interface RetentionPlan<T extends StoredAccount = StoredAccount> {
+  /** Key records to delete (their hash and label index entries go with them). */
   readonly keyIds: readonly string[];
   /** Budget accounts to delete, each only if it still holds no lease when deleted. */
-  readonly accounts: readonly { readonly keyId: string; readonly window: string }[];
+  readonly accounts: readonly T[];
 }
 
 export function holdsLeases(account: BudgetAccount): boolean {
@@ -36,20 +36,45 @@ export function dayWindowEndMs(window: string): number | null {
   return Number.isNaN(start) ? null : start + DAY_MS;
 }
 
+/** True once a key ended longer ago than the retention period. */
+export function isPastRetention(key: KeyRecord, nowMs: number, retentionMs: number): boolean {
+  return keyEndedAtMs(key) + retentionMs <= nowMs;
+}
+
 /**
- * `accounts` must have been read BEFORE `keys`: then an account whose key is missing from `keys`
- * belongs to a key that was deleted, not to one created between the two reads.
+ * For a page of keys: the ones to forget, given the accounts of those past retention (read
+ * after the keys; null when a key's accounts could not be read whole). A key goes with its
+ * accounts, and never while any of them holds a lease.
  */
-export function retentionPlan(keys: readonly KeyRecord[], accounts: readonly StoredAccount[], nowMs: number, retentionMs: number): RetentionPlan {
-  const known = new Set(keys.map((k) => k.id));
-  const leased = new Set(accounts.filter((a) => holdsLeases(a.account)).map((a) => a.keyId));
-  const keyIds = keys.filter((k) => keyEndedAtMs(k) + retentionMs <= nowMs && !leased.has(k.id)).map((k) => k.id);
-  const forgotten = new Set(keyIds);
-  const collectable = accounts.filter((a) => {
+export function keysToForget<T extends StoredAccount>(keys: readonly KeyRecord[], accountsByKey: ReadonlyMap<string, readonly T[] | null>, nowMs: number, retentionMs: number): RetentionPlan<T> {
+  const keyIds: string[] = [];
+  const accounts: T[] = [];
+  for (const key of keys) {
+    if (!isPastRetention(key, nowMs, retentionMs)) continue;
+    const own = accountsByKey.get(key.id);
+    if (own === null || own === undefined || own.some((a) => holdsLeases(a.account))) continue;
+    keyIds.push(key.id);
+    accounts.push(...own);
+  }
+  return { keyIds, accounts };
+}
+
+/**
+ * For a page of accounts: the idle ones whose key is gone, and the idle daily ones whose day
+ * ended longer ago than the retention. `existingKeyIds` must have been read AFTER the accounts:
+ * then a key missing from it was deleted, not created between the two reads. Accounts of a key
+ * that exists go with the key (keysToForget), never here.
+ */
+export function accountsToRemove<T extends StoredAccount>(accounts: readonly T[], existingKeyIds: ReadonlySet<string>, nowMs: number, retentionMs: number): T[] {
+  return accounts.filter((a) => {
     if (holdsLeases(a.account)) return false;
-    if (forgotten.has(a.keyId) || !known.has(a.keyId)) return true;
+    if (!existingKeyIds.has(a.keyId)) return true;
     const dayEnd = dayWindowEndMs(a.window);
     return dayEnd !== null && dayEnd + retentionMs <= nowMs;
   });
-  return { keyIds, accounts: collectable.map(({ keyId, window }) => ({ keyId, window })) };
+}
+
+/** The accounts of a page whose key must be looked up before accountsToRemove can decide. */
+export function keysToLookUp(accounts: readonly StoredAccount[]): string[] {
+  return [...new Set(accounts.filter((a) => !holdsLeases(a.account)).map((a) => a.keyId))];
 }

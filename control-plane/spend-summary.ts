@@ -5,7 +5,7 @@
 import { currentWindows } from '../core/budget-windows.js';
 import type { KeySpend } from '../gen/keybrake/v1/operator.js';
 import { outstandingMicros, type BudgetAccount } from './budget-account.js';
-import type { BudgetLedger } from './budget-ledger.js';
+import { accountName, type BudgetLedger } from './budget-ledger.js';
 import type { KeyRecord } from './key-record.js';
 
 export function spendOf(capMicros: number, account: BudgetAccount | undefined): KeySpend {
@@ -14,14 +14,16 @@ export function spendOf(capMicros: number, account: BudgetAccount | undefined): 
   return { capMicros, spentMicros: spent, leasedMicros: account === undefined ? 0 : outstandingMicros(account), atRiskMicros: atRisk, remainingMicros: capMicros - spent - atRisk };
 }
 
+/**
+ * The spend of each of these keys (a page of a listing, or one key): exactly the accounts of
+ * their current windows, read in batched transactions; never a walk of the ledger.
+ */
 export async function summariseSpend(ledger: BudgetLedger, records: readonly KeyRecord[], nowMs = Date.now()): Promise<Map<string, KeySpend>> {
-  const wanted = new Set(records.map((r) => r.id));
-  const accounts = new Map<string, BudgetAccount>();
-  const stored = records.length === 1 ? await ledger.listForKey(records[0]!.id) : (await ledger.listAll()).filter((s) => wanted.has(s.keyId));
-  for (const s of stored) accounts.set(`${s.keyId}/${s.window}`, s.account);
+  const windows = new Map(records.map((record) => [record.id, currentWindows(record, nowMs)]));
+  const accounts = await ledger.readAccounts(records.flatMap((record) => windows.get(record.id)!.map(({ window }) => ({ keyId: record.id, window }))));
   const result = new Map<string, KeySpend>();
   for (const record of records) {
-    const spends = currentWindows(record, nowMs).map(({ window, capMicros }) => spendOf(capMicros, accounts.get(`${record.id}/${window}`)));
+    const spends = windows.get(record.id)!.map(({ window, capMicros }) => spendOf(capMicros, accounts.get(accountName({ keyId: record.id, window }))));
     // The binding window is the one with the least room left.
     const binding = spends.reduce<KeySpend | undefined>((tightest, s) => (tightest === undefined || s.remainingMicros < tightest.remainingMicros ? s : tightest), undefined);
     if (binding !== undefined) result.set(record.id, binding);

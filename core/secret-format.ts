@@ -3,7 +3,7 @@
  * like GitHub's tokens. A secret scanner can spot a leaked Keybrake secret offline (prefix +
  * valid checksum) with almost no false positives, and a typo is rejected without a lookup.
  */
-import { randomBytes } from 'node:crypto';
+import { createHmac, randomBytes } from 'node:crypto';
 
 export const SECRET_KINDS = {
   /** A vault key: what a pipeline run uses in place of the vendor secret. */
@@ -21,6 +21,39 @@ const CRC_TABLE = buildCrcTable();
 export function generateSecret(kind: SecretKind): string {
   const body = randomBase62(BODY_LENGTH);
   return `${SECRET_KINDS[kind]}${body}${checksum(body)}`;
+}
+
+/**
+ * A vault key whose last TAG_LENGTH body characters are a keyed tag of the rest: HMAC under a
+ * key derived from the control plane's pepper, which data planes hold too. A data plane can so
+ * tell a key the control plane issued from one forged with a valid (public) checksum, without
+ * asking anyone: a flood of made-up keys costs no lookup. 178 random bits remain.
+ */
+export function generateTaggedVaultKey(tagKey: Buffer): string {
+  const random = randomBase62(BODY_LENGTH - TAG_LENGTH);
+  const body = `${random}${tag(tagKey, random)}`;
+  return `${SECRET_KINDS.vaultKey}${body}${checksum(body)}`;
+}
+
+/** True when a well-formed vault key carries the tag of its random part under `tagKey`. */
+export function hasValidTag(vaultKey: string, tagKey: Buffer): boolean {
+  const prefix = SECRET_KINDS.vaultKey.length;
+  const random = vaultKey.slice(prefix, prefix + BODY_LENGTH - TAG_LENGTH);
+  return vaultKey.slice(prefix + BODY_LENGTH - TAG_LENGTH, prefix + BODY_LENGTH) === tag(tagKey, random);
+}
+
+/** The tag key both planes derive from the pepper (never the pepper itself). */
+export function vaultKeyTagKey(pepper: Buffer): Buffer {
+  return createHmac('sha256', pepper).update('keybrake/v1 vault key tag').digest();
+}
+
+const TAG_LENGTH = 6;
+
+function tag(tagKey: Buffer, random: string): string {
+  const digest = createHmac('sha256', tagKey).update(random, 'ascii').digest();
+  let out = '';
+  for (let i = 0; i < TAG_LENGTH; i++) out += BASE62[digest[i]! % 62];
+  return out;
 }
 
 /** True when the text has the kind's prefix, the right length, base62 only and a valid checksum. */

@@ -136,15 +136,22 @@ export class ControlPlaneLink {
       cache.welcome(message.welcome.keyHashPepper, now);
     } else if (message.snapshot !== undefined) {
       cache.applySnapshot(message.snapshot, now);
+      // A second snapshot on the same stream: the control plane's watch started again; the cache
+      // looks up again the keys it holds, and nothing else about the stream changed.
+      if (this.synced) return;
       this.attempt = 0;
       this.synced = true;
-      this.options.logger.info({ control_plane: address, keys: cache.keyCount, revision: cache.revision }, 'policy snapshot applied');
+      this.options.logger.info({ control_plane: address, keys_held: cache.keyCount, revision: cache.revision }, 'policy snapshot applied');
       for (const listener of this.connectedListeners.splice(0)) listener();
       this.options.onSynced?.();
     } else if (message.keyUpdate?.key !== undefined) {
       cache.applyKey(message.keyUpdate.key, message.keyUpdate.revision, now);
     } else if (message.keyRemoval !== undefined) {
-      cache.applyKeyRemoval(message.keyRemoval.id, message.keyRemoval.revision, now);
+      cache.applyKeyRemoval(message.keyRemoval.id, message.keyRemoval.keyHash, message.keyRemoval.revision, now);
+    } else if (message.keyLookupResult !== undefined) {
+      // Intents first: a call waiting for this key must find what was priced for it.
+      if (message.keyLookupResult.pricedIntents.length > 0) this.options.onPricedIntents?.(message.keyLookupResult.pricedIntents);
+      cache.applyLookupResult(message.keyLookupResult, now);
     } else if (message.secretUpdate?.secret !== undefined) {
       cache.applySecret(message.secretUpdate.secret, message.secretUpdate.revision, now);
     } else if (message.heartbeat !== undefined) {

@@ -34,7 +34,9 @@ const HEADERS_TIMEOUT_MS = 10_000;
 const MAX_HEADER_BYTES = 16 * 1024;
 
 export async function startDataPlane(config: DataPlaneConfig, logger: Logger): Promise<RunningDataPlane> {
-  const cache = new PolicyCache();
+  // Late-bound like the others below: lookups go out on the link.
+  let sendLookup: (keyHashes: readonly string[]) => boolean = () => false;
+  const cache = new PolicyCache({ sendLookup: (keyHashes) => sendLookup(keyHashes) });
   const pricedIntents = new PricedIntents();
   const upstreams = new Upstreams(config.upstreams, config.upstreamTimeoutMs);
   // Late-bound: the book needs the link's incarnation, the link needs the gate's callbacks.
@@ -64,6 +66,7 @@ export async function startDataPlane(config: DataPlaneConfig, logger: Logger): P
       shipper?.onReconnect();
     },
   });
+  sendLookup = (keyHashes) => link.send([{ keyLookup: { keyHashes: [...keyHashes] } }]);
   const spool = AuditSpool.open({ dir: config.auditSpoolDir, incarnation: link.incarnation, maxBytes: config.auditSpoolMaxBytes });
   if (spool.pendingCount > 0) logger.info({ records: spool.pendingCount }, 'replaying audit records spooled by an earlier run');
   shipper = new AuditShipper({ spool, send: (messages) => link.send(messages) });
@@ -89,6 +92,8 @@ export async function startDataPlane(config: DataPlaneConfig, logger: Logger): P
     spoolAggregates(false);
     auditShipper.pump();
   }, 200);
+  // Keys not used for a while leave memory: what a data plane holds follows what it serves.
+  const idleSweeper = setInterval(() => cache.sweepIdle(performance.now()), 30_000);
   const metrics = createDataPlaneMetrics(cache, pricedIntents, unkeyedRefusals);
   const proxy = createProxyHandler({
     cache, upstreams, logger, gate, spool, onSpooled: () => auditShipper.recordSpooled(), pricedIntents, replayableCalls: new ReplayableCalls(), unkeyedRefusals,
@@ -128,6 +133,7 @@ export async function startDataPlane(config: DataPlaneConfig, logger: Logger): P
     book: leaseBook,
     async stop() {
       clearInterval(ticker);
+      clearInterval(idleSweeper);
       await new Promise<void>((resolve) => {
         server.close(() => resolve());
         server.closeAllConnections();

@@ -6,7 +6,6 @@
 import type { IncomingHttpHeaders } from 'node:http';
 
 import { matchesEndpoint } from '../core/endpoint-pattern.js';
-import { isWellFormedSecret } from '../core/secret-format.js';
 import type { Vendor } from '../core/vendors.js';
 import { HOP_BY_HOP_HEADERS, METHOD_OVERRIDE_HEADERS } from './canonical-request.js';
 import type { CachedKey, PolicyCache } from './policy-cache.js';
@@ -15,7 +14,6 @@ import { excerpt, quote } from '../core/quote.js';
 import { basicCredentials, bearerToken, type VendorAdapter, type VendorCredential } from './vendors/index.js';
 
 export const MAX_HEADER_COUNT = 100;
-export const UNKNOWN_KEY_MESSAGE = 'unknown vault key';
 
 /** Request headers that never reach a vendor, besides hop-by-hop ones and those `Connection` names. */
 const NEVER_FORWARDED = new Set([
@@ -88,15 +86,37 @@ export function requireFreshPolicy(cache: PolicyCache, monotonicNowMs: number, l
   }
 }
 
-export function authenticate(cache: PolicyCache, adapter: VendorAdapter, headers: IncomingHttpHeaders, wallNowMs: number): CachedKey {
+/**
+ * The authenticate stage: the key the request presents, checked. Synchronous for a key this data
+ * plane holds; a promise while a key presented here for the first time is looked up (one
+ * control-plane round trip, batched with other first calls of the same moment).
+ */
+export function authenticate(cache: PolicyCache, adapter: VendorAdapter, headers: IncomingHttpHeaders, monotonicNowMs: number, wallNowMs: number): CachedKey | Promise<CachedKey> {
   const presented = adapter.vaultKeyFrom(headers);
   if (presented === null) throw new ProxyError('vault_key_invalid', `no vault key: send it where ${adapter.vendor}'s SDK puts its API key`);
-  const key = cache.lookup(presented);
-  if (key === null) {
-    // Only a key that matched nothing is checked for typos: a known key is well formed.
-    if (!isWellFormedSecret(presented, 'vaultKey')) throw new ProxyError('vault_key_invalid', 'not a Keybrake vault key (kbv_…) or mistyped');
-    throw new ProxyError('vault_key_invalid', UNKNOWN_KEY_MESSAGE);
+  const resolution = cache.resolve(presented, monotonicNowMs);
+  switch (resolution.kind) {
+    case 'key':
+      return checkKey(resolution.key, adapter, wallNowMs);
+    case 'malformed':
+      throw new ProxyError('vault_key_invalid', 'not a Keybrake vault key (kbv_…) or mistyped');
+    case 'unknown':
+      throw unknownKey();
+    case 'pending':
+      return resolution.answer.then((answer) => {
+        if (answer === 'unknown') throw unknownKey();
+        if (answer === 'unavailable') throw new ProxyError('control_plane_unavailable', 'this vault key is new to this data plane and no control plane answered its lookup in time; nothing was forwarded');
+        return checkKey(answer, adapter, Date.now());
+      });
   }
+}
+
+function unknownKey(): ProxyError {
+  return new ProxyError('vault_key_invalid', 'unknown vault key');
+}
+
+/** A held key: refused when revoked, expired, or another vendor's. */
+export function checkKey(key: CachedKey, adapter: VendorAdapter, wallNowMs: number): CachedKey {
   const subject = key.policy;
   if (key.policy.revoked) throw new ProxyError('vault_key_revoked', `vault key ${key.policy.id} was revoked`, { subject });
   if (wallNowMs >= key.policy.expiresAtUnixMs) {
@@ -107,17 +127,25 @@ export function authenticate(cache: PolicyCache, adapter: VendorAdapter, headers
 }
 
 /**
- * The known key a request presents, wherever an SDK puts it (Bearer, Basic user or password),
- * for the audit record of a call refused before its key was looked at (a malformed target, a
- * bad header): every call made with a known key keeps a record of its own under that key.
- * Only on refusals; null when no presented key is known.
+ * The key a request presents, wherever an SDK puts it (Bearer, Basic user or password), for the
+ * audit record of a call refused before its key was looked at (a malformed target, a bad
+ * header): every call made with a real key keeps a record of its own under that key. A key this
+ * data plane does not hold yet is looked up like any first call (forged keys are not: their tag
+ * gives them away). Only on refusals; null when no presented key is a real one.
  */
-export function identifyPresentedKey(cache: PolicyCache, headers: IncomingHttpHeaders): CachedKey | null {
-  const bearer = bearerToken(headers);
-  if (bearer !== null) return cache.lookup(bearer);
+export async function identifyPresentedKey(cache: PolicyCache, headers: IncomingHttpHeaders, monotonicNowMs: number): Promise<CachedKey | null> {
   const basic = basicCredentials(headers);
-  if (basic === null) return null;
-  return cache.lookup(basic[0]) ?? (basic[1] === '' ? null : cache.lookup(basic[1]));
+  const candidates = [bearerToken(headers), basic?.[0] ?? null, basic?.[1] ?? null];
+  for (const candidate of candidates) {
+    if (candidate === null || candidate === '') continue;
+    const resolution = cache.resolve(candidate, monotonicNowMs);
+    if (resolution.kind === 'key') return resolution.key;
+    if (resolution.kind === 'pending') {
+      const answer = await resolution.answer;
+      if (typeof answer !== 'string') return answer;
+    }
+  }
+  return null;
 }
 
 /**

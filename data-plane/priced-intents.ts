@@ -6,7 +6,7 @@
  * counted then: the difference counts (proxy.ts). One not (yet) known here is priced on its own: never
  * cheaper than it should be.
  */
-import { GenerationalMap } from './generational-map.js';
+import { GenerationalMap } from '../core/generational-map.js';
 
 const DEFAULT_CAPACITY = 100_000;
 

@@ -12,7 +12,6 @@ import type { CachedKey } from './policy-cache.js';
 import type { SpendGate } from './spend-gate.js';
 import { canonicaliseTarget } from './canonical-request.js';
 import {
-  UNKNOWN_KEY_MESSAGE,
   authenticate,
   authorise,
   checkGuardedHeaders,
@@ -91,7 +90,7 @@ export function createProxyHandler(options: ProxyOptions): (request: IncomingMes
       draft.path = requestedPath;
       lookedUp = true;
       requireFreshPolicy(cache, monotonicNow(), options.leaseTtlMs);
-      const found = authenticateOrWait(cache, adapter, request);
+      const found = authenticate(cache, adapter, request.headers, monotonicNow(), wallNow());
       const key = found instanceof Promise ? await found : found;
       draft.keyId = key.policy.id;
       draft.label = key.policy.label;
@@ -193,7 +192,7 @@ export function createProxyHandler(options: ProxyOptions): (request: IncomingMes
       reply = denialReply(adapter, error);
       draft.reason = error.code;
       if (draft.keyId === '') {
-        const known = error.subject ?? (lookedUp ? null : identifyPresentedKey(cache, request.headers)?.policy ?? null);
+        const known = error.subject ?? (lookedUp ? null : ((await identifyPresentedKey(cache, request.headers, monotonicNow()))?.policy ?? null));
         if (known !== null) {
           draft.keyId = known.id;
           draft.label = known.label;
@@ -269,21 +268,6 @@ const MAX_DECODED_ANSWER_BYTES = 32 * 1024 * 1024;
 function headerText(value: string | string[] | undefined): string {
   return Array.isArray(value) ? (value[0] ?? '') : (value ?? '');
 }
-
-/**
- * A key issued a moment ago may still be on its way here: wait for one push before refusing it.
- * Synchronous for a known key (no promise on the common path).
- */
-function authenticateOrWait(cache: PolicyCache, adapter: VendorAdapter, request: IncomingMessage): CachedKey | Promise<CachedKey> {
-  try {
-    return authenticate(cache, adapter, request.headers, Date.now());
-  } catch (error) {
-    if (!(error instanceof ProxyError) || error.rawMessage !== UNKNOWN_KEY_MESSAGE) throw error;
-    return cache.nextKeyUpdate(NEW_KEY_GRACE_MS).then(() => authenticate(cache, adapter, request.headers, Date.now()));
-  }
-}
-
-const NEW_KEY_GRACE_MS = 250;
 
 /**
  * The reserve stage: free calls pass; a priced call must fit in every window of its key.

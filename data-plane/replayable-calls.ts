@@ -8,7 +8,7 @@
  * relies on the vendor's word rather than on a reservation; the proxy checks the answer says
  * `Idempotent-Replayed: true` and logs it as an error if not.
  */
-import { GenerationalMap } from './generational-map.js';
+import { GenerationalMap } from '../core/generational-map.js';
 import type { VendorCredential } from './vendors/index.js';
 
 /** Well inside Stripe's "at least 24 hours". */

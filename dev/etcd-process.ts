@@ -19,6 +19,8 @@ export interface StartEtcdOptions {
   readonly clientPort?: number;
   /** Tests trade durability for speed; `keybrake dev` keeps etcd's defaults. */
   readonly unsafeNoFsync?: boolean;
+  /** More etcd flags (a test's `--max-request-bytes`, say). */
+  readonly extraArgs?: readonly string[];
 }
 
 const READY_TIMEOUT_MS = 20_000;
@@ -39,6 +41,7 @@ export async function startEtcd(options: StartEtcdOptions): Promise<EtcdProcess>
     '--log-level', 'error',
   ];
   if (options.unsafeNoFsync) args.push('--unsafe-no-fsync');
+  args.push(...(options.extraArgs ?? []));
   const child = spawn(options.binary, args, { stdio: ['ignore', 'ignore', 'pipe'] });
   let stderr = '';
   child.stderr?.on('data', (chunk: Buffer) => {

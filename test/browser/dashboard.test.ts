@@ -366,6 +366,36 @@ describe.skipIf(!HAS_CHROMIUM)(
       expect(page.url()).toContain('status=revoked');
     });
 
+    it("pages a label's keys with the API's cursor, and follows short pages of a filter", async () => {
+      const label = 'browser/paging';
+      const keySpec = (vendor: string) => ({
+        vendor, label, allowedEndpoints: [vendor === 'stripe' ? 'POST /v1/charges' : 'POST /emails'], dailyCapMicros: 1_000_000, budgetMicros: 0, expiresInSeconds: 3600, perCallEstimateMicros: 0,
+      });
+      // 3 resend keys, then 600 newer stripe keys listed before them: a vendor filter looks at
+      // 10 × 50 keys a call, so the first answer holds no key and a cursor, which the dashboard follows.
+      await cp.client.issueKeys({ specs: Array.from({ length: 3 }, () => keySpec('resend')) });
+      await new Promise((resolve) => setTimeout(resolve, 5));
+      await cp.client.issueKeys({ specs: Array.from({ length: 600 }, () => keySpec('stripe')) });
+      const firstAnswer = await cp.http('GET', `/vault/keys?label=${encodeURIComponent(label)}&vendor=resend&limit=50`);
+      expect(firstAnswer.body.keys).toEqual([]);
+      expect(firstAnswer.body.next_cursor).not.toBeNull();
+      await page.goto(`${cp.adminUrl}/#/keys?label=${encodeURIComponent(label)}&vendor=resend`);
+      await page.locator('.summary').filter({ hasText: /^3 keys · updated/ }).waitFor();
+      expect(await page.locator('table.keys tbody tr').count()).toBe(3);
+      expect(await page.getByRole('button', { name: 'Load more keys' }).isHidden()).toBe(true);
+
+      await page.goto(`${cp.adminUrl}/#/keys?label=${encodeURIComponent(label)}`);
+      await page.locator('.summary').filter({ hasText: /^50 keys \(more available\)/ }).waitFor();
+      for (const shown of [100, 150]) {
+        await page.getByRole('button', { name: 'Load more keys' }).click();
+        await page.locator('.summary').filter({ hasText: new RegExp(`^${shown} keys`) }).waitFor();
+      }
+      const ids = await page.locator('table.keys tbody tr').evaluateAll((rows) => rows.map((row) => row.getAttribute('data-key-id')));
+      expect(new Set(ids).size).toBe(150);
+      const listed = await cp.http('GET', `/vault/keys?label=${encodeURIComponent(label)}&limit=150`);
+      expect(ids).toEqual(listed.body.keys.map((k: { id: string }) => k.id));
+    });
+
     it('creates a token, shows its secret once, lists it without the secret, and revokes it after confirmation', async () => {
       await page.getByRole('link', { name: 'Tokens' }).click();
       await page.getByRole('heading', { name: 'Operator tokens', level: 1 }).waitFor();

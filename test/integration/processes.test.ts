@@ -42,6 +42,7 @@ describe('bad configuration', () => {
     ['KEYBRAKE_MASTER_KEY', 'c2hvcnQ=', /^keybrake: configuration error: KEYBRAKE_MASTER_KEY: must decode to 32 bytes, got 5\n$/],
     ['KEYBRAKE_ETCD_ENDPOINTS', '127.0.0.1:2379', /^keybrake: configuration error: KEYBRAKE_ETCD_ENDPOINTS: "127.0.0.1:2379" is not a URL with scheme/],
     ['KEYBRAKE_ADMIN_TOKEN', '', /^keybrake: configuration error: KEYBRAKE_ADMIN_TOKEN: is required/],
+    ['KEYBRAKE_ETCD_PAGE_SIZE', 'many', /^keybrake: configuration error: KEYBRAKE_ETCD_PAGE_SIZE: must be a whole number of keys from 1 to 10000; got "many"\n$/],
   ])('stops the control plane with one line naming %s', async (variable, value, message) => {
     const result = await keybrake(['control-plane'], stack.env({ [variable]: value }));
     expect(result.code).toBe(2);
@@ -77,6 +78,22 @@ describe('operator CLI', () => {
     expect(table.stdout.split('\n')[0]).toMatch(/^ID\s+VENDOR\s+LABEL\s+STATUS\s+SPENT \/ CAP\s+EXPIRES$/);
     expect(table.stdout).toContain(keys[0]!.id);
     expect(table.stdout).not.toContain(keys[0]!.vault_key);
+
+    // Page by page with the cursor it prints, or every page with --all (one JSON key a line).
+    const first = await keybrake(['keys', 'list', ...connection(), '--label', 'cli/run-1', '--limit', '2', '--json']);
+    const page1 = JSON.parse(first.stdout) as { keys: { id: string }[]; next_cursor: string };
+    expect(page1.keys).toHaveLength(2);
+    const second = await keybrake(['keys', 'list', ...connection(), '--label', 'cli/run-1', '--limit', '2', '--cursor', page1.next_cursor, '--json']);
+    const page2 = JSON.parse(second.stdout) as { keys: { id: string }[]; next_cursor: string | null };
+    expect(page2.next_cursor).toBeNull();
+    const everyKey = await keybrake(['keys', 'list', ...connection(), '--label', 'cli/run-1', '--limit', '2', '--all', '--json']);
+    const lines = everyKey.stdout.trim().split('\n').map((line) => (JSON.parse(line) as { id: string }).id);
+    expect(lines).toEqual([...page1.keys, ...page2.keys].map((k) => k.id));
+    expect(new Set(lines)).toEqual(new Set(keys.map((k) => k.id)));
+    const human = await keybrake(['keys', 'list', ...connection(), '--label', 'cli/run-1', '--limit', '1']);
+    expect(human.stderr).toMatch(/^more keys: --cursor [A-Za-z0-9_-]+ \(or --all\)\n$/);
+    const allHuman = await keybrake(['keys', 'list', ...connection(), '--label', 'cli/run-1', '--limit', '1', '--all']);
+    expect(allHuman.stdout.trim().split('\n')).toHaveLength(4);
 
     const revoked = await keybrake(['keys', 'revoke', keys[0]!.id, ...connection(), '--json']);
     expect(JSON.parse(revoked.stdout).status).toBe('revoked');

@@ -76,8 +76,12 @@ describe('batch writes that fail part-way', () => {
       await store.createKeys([record(400)]);
       const batch = Array.from({ length: 500 }, (_, i) => record(i));
       await expect(store.createKeys(batch)).rejects.toThrow(/already exists/);
-      const left = (await store.listKeys()).map((r) => r.id);
+      const left: string[] = [];
+      await store.walkKeys((page) => void left.push(...page.map(({ record }) => record.id)));
       expect(left).toEqual([record(400).id]);
+      // The label index holds the one key that exists, and nothing of the rolled-back batch.
+      const listed = await store.listKeyPage({ label: 'rollback', labelPrefix: '', after: null, limit: 1000, maxExamined: 1000, accept: () => true });
+      expect(listed.records.map((r) => r.id)).toEqual([record(400).id]);
       expect(await store.findKeyIdByHash('hash-0')).toBeNull();
     } finally {
       store.close();

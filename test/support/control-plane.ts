@@ -51,6 +51,9 @@ export async function createTestStack(): Promise<TestStack> {
       KEYBRAKE_MASTER_KEY: stack.masterKey,
       KEYBRAKE_DATAPLANE_TOKEN: stack.dataplaneToken,
       KEYBRAKE_LOG_LEVEL: 'silent',
+      // Compaction is global to the etcd every test file shares: only etcd-compaction.test.ts
+      // turns it on, against an etcd of its own.
+      KEYBRAKE_ETCD_COMPACTION_INTERVAL: 'off',
       ...overrides,
     }),
   };

@@ -23,6 +23,11 @@ describe('control-plane configuration', () => {
     expect(config.adminAddress).toMatchObject({ host: '127.0.0.1', port: 7080 });
     expect(config.etcdPrefix).toBe('/keybrake/');
     expect(config.keyRetentionMs).toBe(30 * 86_400_000);
+    expect(config.etcdPageSize).toBe(1000);
+  });
+
+  it('reads the etcd page size', () => {
+    expect(compileControlPlaneConfig({ ...good, KEYBRAKE_ETCD_PAGE_SIZE: '50' }).etcdPageSize).toBe(50);
   });
 
   it('derives the heartbeat from a short lease TTL', () => {
@@ -52,6 +57,9 @@ describe('control-plane configuration', () => {
     [{ KEYBRAKE_AUDIT_RETENTION_DAYS: '0' }, /^KEYBRAKE_AUDIT_RETENTION_DAYS: /],
     [{ KEYBRAKE_KEY_RETENTION: 'a month' }, /^KEYBRAKE_KEY_RETENTION: cannot parse duration/],
     [{ KEYBRAKE_KEY_RETENTION: '0s' }, /^KEYBRAKE_KEY_RETENTION: must be at least 1s/],
+    [{ KEYBRAKE_ETCD_PAGE_SIZE: '0' }, /^KEYBRAKE_ETCD_PAGE_SIZE: must be a whole number of keys from 1 to 10000; got "0"/],
+    [{ KEYBRAKE_ETCD_PAGE_SIZE: '20000' }, /^KEYBRAKE_ETCD_PAGE_SIZE: must be a whole number/],
+    [{ KEYBRAKE_ETCD_PAGE_SIZE: '1e3' }, /^KEYBRAKE_ETCD_PAGE_SIZE: must be a whole number/],
   ])('names the variable when %j', (change, message) => {
     expect(() => compileControlPlaneConfig({ ...good, ...change })).toThrow(message);
   });

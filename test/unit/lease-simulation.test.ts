@@ -99,9 +99,9 @@ export async function simulate(options: SimulationOptions): Promise<SimulationRe
   let now = 0;
   const ledger = new MemoryBudgetLedger();
   const policy: KeyPolicy = {
-    id: KEY_ID, keyHash: 'h', vendor: 'stripe', label: '', allowedEndpoints: [], dailyCapMicros: 0, budgetMicros: options.capMicros, expiresAtUnixMs: 1e15, revoked: false, perCallEstimateMicros: 0,
+    id: KEY_ID, keyHash: 'h', vendor: 'stripe', label: '', allowedEndpoints: [], dailyCapMicros: 0, budgetMicros: options.capMicros, expiresAtUnixMs: 1e15, revoked: false, perCallEstimateMicros: 0, revision: 1,
   };
-  const newService = () => new LeaseService({ ledger, keyPolicy: () => policy, ttlMs: TTL_MS, expiryMarginMs: EXPIRY_MARGIN_MS, logger: silentLogger, now: () => now });
+  const newService = () => new LeaseService({ ledger, keyPolicy: () => Promise.resolve(policy), ttlMs: TTL_MS, expiryMarginMs: EXPIRY_MARGIN_MS, logger: silentLogger, now: () => now });
   let service = newService();
   let controlPlaneEpoch = 0;
   let controlPlaneDownUntil = -1;

@@ -5,31 +5,37 @@ import { LeaseService } from '../../control-plane/lease-service.js';
 import { silentLogger } from '../../core/logger.js';
 import type { KeyPolicy, LeaseRequest } from '../../gen/keybrake/v1/dataplane.js';
 
-const policy = (id: string): KeyPolicy => ({
-  id, keyHash: 'h', vendor: 'stripe', label: '', allowedEndpoints: [], dailyCapMicros: 0, budgetMicros: 100_000_000, expiresAtUnixMs: 1e15, revoked: false, perCallEstimateMicros: 0,
+const policy = async (id: string): Promise<KeyPolicy> => ({
+  id, keyHash: 'h', vendor: 'stripe', label: '', allowedEndpoints: [], dailyCapMicros: 0, budgetMicros: 100_000_000, expiresAtUnixMs: 1e15, revoked: false, perCallEstimateMicros: 0, revision: 0,
 });
 const request = (keyId: string): LeaseRequest => ({
   keyId, window: 'life', leaseId: 'dp-1/inc/0', seq: 1, wantTotalMicros: 10_000_000, needTotalMicros: 10_000_000, reportedMicros: 0,
 });
 
-/** A ledger that counts full reads. */
+/** A ledger that counts full reads (walks) and the pages they read. */
 class CountingLedger extends MemoryBudgetLedger {
   fullReads = 0;
-  override async listAll() {
+  pages = 0;
+  override async walkAccounts(visit: Parameters<MemoryBudgetLedger['walkAccounts']>[0]) {
     this.fullReads++;
-    return super.listAll();
+    return super.walkAccounts((page) => {
+      this.pages++;
+      return visit(page);
+    });
   }
 }
 
 describe('LeaseService.sweep', () => {
   it('reads the whole ledger only now and then, and still expires a silent holder on time', async () => {
-    const ledger = new CountingLedger();
+    const ledger = new CountingLedger(20);
     let now = 1_000_000;
     const service = new LeaseService({ ledger, keyPolicy: policy, ttlMs: 3000, expiryMarginMs: 1000, logger: silentLogger, now: () => now, fullSweepIntervalMs: 600_000 });
     // Many idle accounts (the ledger of yesterday's keys), and one lease granted through this service.
     for (let i = 0; i < 50; i++) await ledger.update(`vk_idle${i}`, 'life', () => ({ capMicros: 1, settledMicros: 1, atRiskMicros: 0, leases: {}, reclaimSeq: 0 }), (a) => ({ ...a }));
     await service.sweep();
     expect(ledger.fullReads).toBe(1);
+    // 50 accounts, 20 a page.
+    expect(ledger.pages).toBe(3);
     const grant = await service.handleLeaseRequest('dp-1', request('vk_busy'));
     expect(grant.grantedTotalMicros).toBe(10_000_000);
 
@@ -43,6 +49,21 @@ describe('LeaseService.sweep', () => {
     now += 600_000;
     await service.sweep();
     expect(ledger.fullReads).toBe(2);
+  });
+
+  it('finds a lease on any page of the full read', async () => {
+    const ledger = new CountingLedger(7);
+    let now = 1_000_000;
+    const service = new LeaseService({ ledger, keyPolicy: policy, ttlMs: 3000, expiryMarginMs: 1000, logger: silentLogger, now: () => now });
+    for (let i = 0; i < 30; i++) await ledger.update(`vk_idle${String(i).padStart(2, '0')}`, 'life', () => ({ capMicros: 1, settledMicros: 1, atRiskMicros: 0, leases: {}, reclaimSeq: 0 }), (a) => ({ ...a }));
+    // Granted by another replica this one never heard from: it sorts after every idle account.
+    await ledger.update('vk_zz_leased', 'life', () => ({ capMicros: 100_000_000, settledMicros: 0, atRiskMicros: 0, leases: {}, reclaimSeq: 0 }), (a) => ({
+      ...a, leases: { 'dp-9/inc/0': { holder: 'dp-9', grantedMicros: 5_000_000, reportedMicros: 0, expiresAtMs: now + 3000, lastSeq: 1 } },
+    }));
+    now += 5000;
+    expect(await service.sweep()).toBe(1);
+    expect(ledger.pages).toBe(5);
+    expect((await ledger.read('vk_zz_leased', 'life'))!.atRiskMicros).toBe(5_000_000);
   });
 
   it("learns of another replica's lease from the ledger watch", async () => {

@@ -2,7 +2,7 @@ import { randomBytes, createHmac } from 'node:crypto';
 
 import { describe, expect, it } from 'vitest';
 
-import { generateSecret } from '../../core/secret-format.js';
+import { generateSecret, generateTaggedVaultKey, vaultKeyTagKey } from '../../core/secret-format.js';
 import type { KeyPolicy } from '../../gen/keybrake/v1/dataplane.js';
 import {
   authenticate,
@@ -21,10 +21,17 @@ import { ProxyError } from '../../data-plane/proxy-error.js';
 const pepper = randomBytes(32);
 const NOW = 1_800_000_000_000;
 
+/** A cache holding these keys, as a lookup answered by a control plane leaves it; that control plane knows no other key. */
 function cacheWith(keys: { vaultKey: string; policy: Partial<KeyPolicy> }[]): PolicyCache {
-  const cache = new PolicyCache();
+  const cache: PolicyCache = new PolicyCache({
+    sendLookup: (unknownKeyHashes) => {
+      setImmediate(() => cache.applyLookupResult({ keys: [], unknownKeyHashes: [...unknownKeyHashes], pricedIntents: [], failedKeyHashes: [] }, 0));
+      return true;
+    },
+  });
   cache.welcome(pepper, 0);
-  cache.applySnapshot(
+  cache.applySnapshot({ keys: [], secrets: [{ vendor: 'stripe', secret: 'sk_live_real', accountSid: '' }], revision: 7 }, 0);
+  cache.applyLookupResult(
     {
       keys: keys.map(({ vaultKey, policy }, i) => ({
         id: `vk_${String(i).padStart(20, '0')}`,
@@ -37,14 +44,23 @@ function cacheWith(keys: { vaultKey: string; policy: Partial<KeyPolicy> }[]): Po
         expiresAtUnixMs: NOW + 60_000,
         revoked: false,
         perCallEstimateMicros: 0,
+        revision: 7,
         ...policy,
       })),
-      secrets: [{ vendor: 'stripe', secret: 'sk_live_real', accountSid: '' }],
-      revision: 7,
+      unknownKeyHashes: [],
+      pricedIntents: [],
+      failedKeyHashes: [],
     },
     0,
   );
   return cache;
+}
+
+/** authenticate for a key held here: synchronous. */
+function held(cache: PolicyCache, adapter: (typeof VENDOR_ADAPTERS)['stripe'], headers: Record<string, string>) {
+  const key = authenticate(cache, adapter, headers, 0, NOW);
+  if (key instanceof Promise) throw new Error('expected a held key, not a lookup');
+  return key;
 }
 
 describe('authenticate', () => {
@@ -61,31 +77,32 @@ describe('authenticate', () => {
   const stripe = VENDOR_ADAPTERS.stripe;
 
   it('finds a key by Bearer or Basic user', () => {
-    expect(authenticate(cache, stripe, { authorization: `Bearer ${good}` }, NOW).policy.id).toBe('vk_00000000000000000000');
-    expect(authenticate(cache, stripe, { authorization: `Basic ${Buffer.from(`${good}:`).toString('base64')}` }, NOW).vendor).toBe('stripe');
+    expect(held(cache, stripe, { authorization: `Bearer ${good}` }).policy.id).toBe('vk_00000000000000000000');
+    expect(held(cache, stripe, { authorization: `Basic ${Buffer.from(`${good}:`).toString('base64')}` }).vendor).toBe('stripe');
   });
 
   it.each<[string, Record<string, string>, string]>([
     ['no key', {}, 'vault_key_invalid'],
     ['a real Stripe key', { authorization: 'Bearer sk_live_123' }, 'vault_key_invalid'],
     ['a mistyped vault key', { authorization: `Bearer ${good.slice(0, -1)}x` }, 'vault_key_invalid'],
-    ['an unknown vault key', { authorization: `Bearer ${generateSecret('vaultKey')}` }, 'vault_key_invalid'],
+    ['an unknown vault key (looked up)', { authorization: `Bearer ${generateTaggedVaultKey(vaultKeyTagKey(pepper))}` }, 'vault_key_invalid'],
+    ['a forged key: right checksum, wrong tag', { authorization: `Bearer ${generateTaggedVaultKey(vaultKeyTagKey(randomBytes(32)))}` }, 'vault_key_invalid'],
     ['a revoked key', { authorization: `Bearer ${revoked}` }, 'vault_key_revoked'],
     ['an expired key', { authorization: `Bearer ${expired}` }, 'vault_key_expired'],
     ['another vendor’s key', { authorization: `Bearer ${twilio}` }, 'vault_key_invalid'],
-  ])('refuses %s', (_name, headers, code) => {
-    expect(() => authenticate(cache, stripe, headers, NOW)).toThrow(expect.objectContaining({ code }));
+  ])('refuses %s', async (_name, headers, code) => {
+    await expect(Promise.resolve().then(() => authenticate(cache, stripe, headers, 0, NOW))).rejects.toThrow(expect.objectContaining({ code }));
   });
 
   it('finds a Twilio key in the Basic password slot', () => {
     const header = { authorization: `Basic ${Buffer.from(`AC${'f'.repeat(32)}:${twilio}`).toString('base64')}` };
-    expect(authenticate(cache, VENDOR_ADAPTERS.twilio, header, NOW).vendor).toBe('twilio');
+    expect(held(cache, VENDOR_ADAPTERS.twilio, header).vendor).toBe('twilio');
   });
 });
 
 describe('authorise', () => {
   const key = generateSecret('vaultKey');
-  const cached = cacheWith([{ vaultKey: key, policy: {} }]).lookup(key)!;
+  const cached = cacheWith([{ vaultKey: key, policy: {} }]).peek(key)!;
   it('allows what the allowlist names and nothing else', () => {
     expect(() => authorise(cached, 'POST', ['v1', 'charges'])).not.toThrow();
     expect(() => authorise(cached, 'POST', ['v1', 'payment_intents', 'pi_1', 'capture'])).not.toThrow();
@@ -201,20 +218,5 @@ describe('denials in the vendor’s shape', () => {
     expect(VENDOR_ADAPTERS.twilio.forwardedSegments(['2010-04-01', 'Accounts', fake, 'Messages.json'], credential)).toEqual(['2010-04-01', 'Accounts', real, 'Messages.json']);
     expect(VENDOR_ADAPTERS.twilio.forwardedSegments(['2010-04-01', 'Accounts', `${fake}.json`], credential)).toEqual(['2010-04-01', 'Accounts', `${real}.json`]);
     expect(() => VENDOR_ADAPTERS.twilio.forwardedSegments(['2010-04-01', 'Accounts', 'ACfake', 'Messages.json'], credential)).toThrow(/account SID/);
-  });
-});
-
-describe('PolicyCache', () => {
-  it('applies updates and removals and drops policies that no longer parse', () => {
-    const key = generateSecret('vaultKey');
-    const cache = cacheWith([{ vaultKey: key, policy: {} }]);
-    const hash = createHmac('sha256', pepper).update(key).digest('hex');
-    cache.applyKey({ id: 'vk_00000000000000000000', keyHash: hash, vendor: 'stripe', label: '', allowedEndpoints: ['POST /v1/charges'], dailyCapMicros: 1, budgetMicros: 0, expiresAtUnixMs: NOW + 1, revoked: true, perCallEstimateMicros: 0 }, 8, 0);
-    expect(cache.lookup(key)?.policy.revoked).toBe(true);
-    expect(cache.revision).toBe(8);
-    cache.applyKeyRemoval('vk_00000000000000000000', 9, 0);
-    expect(cache.lookup(key)).toBeNull();
-    cache.applyKey({ id: 'vk_1', keyHash: hash, vendor: 'stripe', label: '', allowedEndpoints: ['POST /v1//x'], dailyCapMicros: 1, budgetMicros: 0, expiresAtUnixMs: NOW + 1, revoked: false, perCallEstimateMicros: 0 }, 10, 0);
-    expect(cache.lookup(key)).toBeNull();
   });
 });

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 
-import { GenerationalMap } from '../../data-plane/generational-map.js';
+import { GenerationalMap } from '../../core/generational-map.js';
 import { PricedIntents } from '../../data-plane/priced-intents.js';
 import { ReplayableCalls } from '../../data-plane/replayable-calls.js';
 

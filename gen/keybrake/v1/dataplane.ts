@@ -27,6 +27,29 @@ export interface ConnectRequest {
   leaseRequest?: LeaseRequest | undefined;
   usageReport?: UsageReport | undefined;
   auditBatch?: AuditBatch | undefined;
+  keyLookup?: KeyLookup | undefined;
+}
+
+/**
+ * KeyLookup asks for the policies of vault keys presented to this data plane that it does not
+ * hold, by keyed hash (the data plane never sends a vault key). Lookups arriving together are
+ * sent together.
+ */
+export interface KeyLookup {
+  keyHashes: string[];
+}
+
+/**
+ * KeyLookupResult answers a KeyLookup: the keys found (each with the revision it was read at,
+ * so a change pushed meanwhile is not undone), the hashes no key has, and the PaymentIntents
+ * already priced for the keys found (their confirm or capture costs nothing more).
+ */
+export interface KeyLookupResult {
+  keys: KeyPolicy[];
+  unknownKeyHashes: string[];
+  pricedIntents: PricedIntent[];
+  /** Hashes the control plane could not look up now (etcd unreachable): their calls fail closed. */
+  failedKeyHashes: string[];
 }
 
 /** Hello opens the stream. */
@@ -47,6 +70,7 @@ export interface ConnectResponse {
   reclaim?: ReclaimRequest | undefined;
   auditAck?: AuditAck | undefined;
   pricedIntents?: PricedIntents | undefined;
+  keyLookupResult?: KeyLookupResult | undefined;
 }
 
 export interface Welcome {
@@ -73,6 +97,8 @@ export interface KeyPolicy {
   expiresAtUnixMs: number;
   revoked: boolean;
   perCallEstimateMicros: number;
+  /** The etcd revision the key's record was last written at: orders lookups against changes. */
+  revision: number;
 }
 
 /** VendorSecret is a real vendor credential, decrypted by the control plane. Held in memory only. */
@@ -83,8 +109,13 @@ export interface VendorSecret {
   accountSid: string;
 }
 
-/** PolicySnapshot replaces everything the data plane knew. */
+/**
+ * PolicySnapshot replaces the vendor secrets the data plane knew. Keys are not sent (a data
+ * plane looks each up when first presented); a data plane that reconnects looks up again the
+ * keys it holds, which covers changes it missed while disconnected.
+ */
 export interface PolicySnapshot {
+  /** Unused: always empty (control planes before key lookups sent every key here). */
   keys: KeyPolicy[];
   secrets: VendorSecret[];
   /** The etcd revision the snapshot was read at. */
@@ -237,7 +268,13 @@ export interface PricedIntent {
 }
 
 function createBaseConnectRequest(): ConnectRequest {
-  return { hello: undefined, leaseRequest: undefined, usageReport: undefined, auditBatch: undefined };
+  return {
+    hello: undefined,
+    leaseRequest: undefined,
+    usageReport: undefined,
+    auditBatch: undefined,
+    keyLookup: undefined,
+  };
 }
 
 export const ConnectRequest: MessageFns<ConnectRequest> = {
@@ -253,6 +290,9 @@ export const ConnectRequest: MessageFns<ConnectRequest> = {
     }
     if (message.auditBatch !== undefined) {
       AuditBatch.encode(message.auditBatch, writer.uint32(34).fork()).join();
+    }
+    if (message.keyLookup !== undefined) {
+      KeyLookup.encode(message.keyLookup, writer.uint32(42).fork()).join();
     }
     return writer;
   },
@@ -302,6 +342,14 @@ export const ConnectRequest: MessageFns<ConnectRequest> = {
             message.auditBatch = AuditBatch.decode(reader, reader.uint32());
             continue;
           }
+          case 5: {
+            if (tag !== 42) {
+              break;
+            }
+
+            message.keyLookup = KeyLookup.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -332,6 +380,11 @@ export const ConnectRequest: MessageFns<ConnectRequest> = {
         : isSet(object.audit_batch)
         ? AuditBatch.fromJSON(object.audit_batch)
         : undefined,
+      keyLookup: isSet(object.keyLookup)
+        ? KeyLookup.fromJSON(object.keyLookup)
+        : isSet(object.key_lookup)
+        ? KeyLookup.fromJSON(object.key_lookup)
+        : undefined,
     };
   },
 
@@ -348,6 +401,9 @@ export const ConnectRequest: MessageFns<ConnectRequest> = {
     }
     if (message.auditBatch !== undefined) {
       obj.auditBatch = AuditBatch.toJSON(message.auditBatch);
+    }
+    if (message.keyLookup !== undefined) {
+      obj.keyLookup = KeyLookup.toJSON(message.keyLookup);
     }
     return obj;
   },
@@ -367,6 +423,211 @@ export const ConnectRequest: MessageFns<ConnectRequest> = {
     message.auditBatch = (object.auditBatch !== undefined && object.auditBatch !== null)
       ? AuditBatch.fromPartial(object.auditBatch)
       : undefined;
+    message.keyLookup = (object.keyLookup !== undefined && object.keyLookup !== null)
+      ? KeyLookup.fromPartial(object.keyLookup)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseKeyLookup(): KeyLookup {
+  return { keyHashes: [] };
+}
+
+export const KeyLookup: MessageFns<KeyLookup> = {
+  encode(message: KeyLookup, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.keyHashes) {
+      writer.uint32(10).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): KeyLookup {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseKeyLookup();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.keyHashes.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): KeyLookup {
+    return {
+      keyHashes: globalThis.Array.isArray(object?.keyHashes)
+        ? object.keyHashes.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.key_hashes)
+        ? object.key_hashes.map((e: any) => globalThis.String(e))
+        : [],
+    };
+  },
+
+  toJSON(message: KeyLookup): unknown {
+    const obj: any = {};
+    if (message.keyHashes?.length) {
+      obj.keyHashes = message.keyHashes;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<KeyLookup>, I>>(base?: I): KeyLookup {
+    return KeyLookup.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<KeyLookup>, I>>(object: I): KeyLookup {
+    const message = createBaseKeyLookup();
+    message.keyHashes = object.keyHashes?.map((e) => e) || [];
+    return message;
+  },
+};
+
+function createBaseKeyLookupResult(): KeyLookupResult {
+  return { keys: [], unknownKeyHashes: [], pricedIntents: [], failedKeyHashes: [] };
+}
+
+export const KeyLookupResult: MessageFns<KeyLookupResult> = {
+  encode(message: KeyLookupResult, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.keys) {
+      KeyPolicy.encode(v!, writer.uint32(10).fork()).join();
+    }
+    for (const v of message.unknownKeyHashes) {
+      writer.uint32(18).string(v!);
+    }
+    for (const v of message.pricedIntents) {
+      PricedIntent.encode(v!, writer.uint32(26).fork()).join();
+    }
+    for (const v of message.failedKeyHashes) {
+      writer.uint32(34).string(v!);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): KeyLookupResult {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseKeyLookupResult();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.keys.push(KeyPolicy.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.unknownKeyHashes.push(reader.string());
+            continue;
+          }
+          case 3: {
+            if (tag !== 26) {
+              break;
+            }
+
+            message.pricedIntents.push(PricedIntent.decode(reader, reader.uint32()));
+            continue;
+          }
+          case 4: {
+            if (tag !== 34) {
+              break;
+            }
+
+            message.failedKeyHashes.push(reader.string());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): KeyLookupResult {
+    return {
+      keys: globalThis.Array.isArray(object?.keys) ? object.keys.map((e: any) => KeyPolicy.fromJSON(e)) : [],
+      unknownKeyHashes: globalThis.Array.isArray(object?.unknownKeyHashes)
+        ? object.unknownKeyHashes.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.unknown_key_hashes)
+        ? object.unknown_key_hashes.map((e: any) => globalThis.String(e))
+        : [],
+      pricedIntents: globalThis.Array.isArray(object?.pricedIntents)
+        ? object.pricedIntents.map((e: any) => PricedIntent.fromJSON(e))
+        : globalThis.Array.isArray(object?.priced_intents)
+        ? object.priced_intents.map((e: any) => PricedIntent.fromJSON(e))
+        : [],
+      failedKeyHashes: globalThis.Array.isArray(object?.failedKeyHashes)
+        ? object.failedKeyHashes.map((e: any) => globalThis.String(e))
+        : globalThis.Array.isArray(object?.failed_key_hashes)
+        ? object.failed_key_hashes.map((e: any) => globalThis.String(e))
+        : [],
+    };
+  },
+
+  toJSON(message: KeyLookupResult): unknown {
+    const obj: any = {};
+    if (message.keys?.length) {
+      obj.keys = message.keys.map((e) => KeyPolicy.toJSON(e));
+    }
+    if (message.unknownKeyHashes?.length) {
+      obj.unknownKeyHashes = message.unknownKeyHashes;
+    }
+    if (message.pricedIntents?.length) {
+      obj.pricedIntents = message.pricedIntents.map((e) => PricedIntent.toJSON(e));
+    }
+    if (message.failedKeyHashes?.length) {
+      obj.failedKeyHashes = message.failedKeyHashes;
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<KeyLookupResult>, I>>(base?: I): KeyLookupResult {
+    return KeyLookupResult.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<KeyLookupResult>, I>>(object: I): KeyLookupResult {
+    const message = createBaseKeyLookupResult();
+    message.keys = object.keys?.map((e) => KeyPolicy.fromPartial(e)) || [];
+    message.unknownKeyHashes = object.unknownKeyHashes?.map((e) => e) || [];
+    message.pricedIntents = object.pricedIntents?.map((e) => PricedIntent.fromPartial(e)) || [];
+    message.failedKeyHashes = object.failedKeyHashes?.map((e) => e) || [];
     return message;
   },
 };
@@ -472,6 +733,7 @@ function createBaseConnectResponse(): ConnectResponse {
     reclaim: undefined,
     auditAck: undefined,
     pricedIntents: undefined,
+    keyLookupResult: undefined,
   };
 }
 
@@ -506,6 +768,9 @@ export const ConnectResponse: MessageFns<ConnectResponse> = {
     }
     if (message.pricedIntents !== undefined) {
       PricedIntents.encode(message.pricedIntents, writer.uint32(82).fork()).join();
+    }
+    if (message.keyLookupResult !== undefined) {
+      KeyLookupResult.encode(message.keyLookupResult, writer.uint32(90).fork()).join();
     }
     return writer;
   },
@@ -603,6 +868,14 @@ export const ConnectResponse: MessageFns<ConnectResponse> = {
             message.pricedIntents = PricedIntents.decode(reader, reader.uint32());
             continue;
           }
+          case 11: {
+            if (tag !== 90) {
+              break;
+            }
+
+            message.keyLookupResult = KeyLookupResult.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -651,6 +924,11 @@ export const ConnectResponse: MessageFns<ConnectResponse> = {
         : isSet(object.priced_intents)
         ? PricedIntents.fromJSON(object.priced_intents)
         : undefined,
+      keyLookupResult: isSet(object.keyLookupResult)
+        ? KeyLookupResult.fromJSON(object.keyLookupResult)
+        : isSet(object.key_lookup_result)
+        ? KeyLookupResult.fromJSON(object.key_lookup_result)
+        : undefined,
     };
   },
 
@@ -685,6 +963,9 @@ export const ConnectResponse: MessageFns<ConnectResponse> = {
     }
     if (message.pricedIntents !== undefined) {
       obj.pricedIntents = PricedIntents.toJSON(message.pricedIntents);
+    }
+    if (message.keyLookupResult !== undefined) {
+      obj.keyLookupResult = KeyLookupResult.toJSON(message.keyLookupResult);
     }
     return obj;
   },
@@ -723,6 +1004,9 @@ export const ConnectResponse: MessageFns<ConnectResponse> = {
       : undefined;
     message.pricedIntents = (object.pricedIntents !== undefined && object.pricedIntents !== null)
       ? PricedIntents.fromPartial(object.pricedIntents)
+      : undefined;
+    message.keyLookupResult = (object.keyLookupResult !== undefined && object.keyLookupResult !== null)
+      ? KeyLookupResult.fromPartial(object.keyLookupResult)
       : undefined;
     return message;
   },
@@ -853,6 +1137,7 @@ function createBaseKeyPolicy(): KeyPolicy {
     expiresAtUnixMs: 0,
     revoked: false,
     perCallEstimateMicros: 0,
+    revision: 0,
   };
 }
 
@@ -887,6 +1172,9 @@ export const KeyPolicy: MessageFns<KeyPolicy> = {
     }
     if (message.perCallEstimateMicros !== 0) {
       writer.uint32(80).int64(message.perCallEstimateMicros);
+    }
+    if (message.revision !== 0) {
+      writer.uint32(88).int64(message.revision);
     }
     return writer;
   },
@@ -984,6 +1272,14 @@ export const KeyPolicy: MessageFns<KeyPolicy> = {
             message.perCallEstimateMicros = longToNumber(reader.int64());
             continue;
           }
+          case 11: {
+            if (tag !== 88) {
+              break;
+            }
+
+            message.revision = longToNumber(reader.int64());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1032,6 +1328,7 @@ export const KeyPolicy: MessageFns<KeyPolicy> = {
         : isSet(object.per_call_estimate_micros)
         ? globalThis.Number(object.per_call_estimate_micros)
         : 0,
+      revision: isSet(object.revision) ? globalThis.Number(object.revision) : 0,
     };
   },
 
@@ -1067,6 +1364,9 @@ export const KeyPolicy: MessageFns<KeyPolicy> = {
     if (message.perCallEstimateMicros !== 0) {
       obj.perCallEstimateMicros = Math.round(message.perCallEstimateMicros);
     }
+    if (message.revision !== 0) {
+      obj.revision = Math.round(message.revision);
+    }
     return obj;
   },
 
@@ -1085,6 +1385,7 @@ export const KeyPolicy: MessageFns<KeyPolicy> = {
     message.expiresAtUnixMs = object.expiresAtUnixMs ?? 0;
     message.revoked = object.revoked ?? false;
     message.perCallEstimateMicros = object.perCallEstimateMicros ?? 0;
+    message.revision = object.revision ?? 0;
     return message;
   },
 };
@@ -3164,8 +3465,10 @@ export type DataPlaneServiceService = typeof DataPlaneServiceService;
 export const DataPlaneServiceService = {
   /**
    * Connect is the one long-lived stream a data plane keeps open to a control plane.
-   * Down: a Welcome, a full PolicySnapshot, then every change as it commits in etcd, and
-   * heartbeats. A data plane that stops hearing from every control plane fails closed.
+   * Down: a Welcome, a PolicySnapshot (vendor secrets), then every change to an existing key
+   * as it commits in etcd, and heartbeats. A data plane loads a key's policy when the key is
+   * first presented to it (KeyLookup), so nothing it receives grows with the whole keyspace.
+   * A data plane that stops hearing from every control plane fails closed.
    */
   connect: {
     path: "/keybrake.v1.DataPlaneService/Connect" as const,
@@ -3181,8 +3484,10 @@ export const DataPlaneServiceService = {
 export interface DataPlaneServiceServer extends UntypedServiceImplementation {
   /**
    * Connect is the one long-lived stream a data plane keeps open to a control plane.
-   * Down: a Welcome, a full PolicySnapshot, then every change as it commits in etcd, and
-   * heartbeats. A data plane that stops hearing from every control plane fails closed.
+   * Down: a Welcome, a PolicySnapshot (vendor secrets), then every change to an existing key
+   * as it commits in etcd, and heartbeats. A data plane loads a key's policy when the key is
+   * first presented to it (KeyLookup), so nothing it receives grows with the whole keyspace.
+   * A data plane that stops hearing from every control plane fails closed.
    */
   connect: handleBidiStreamingCall<ConnectRequest, ConnectResponse>;
 }
@@ -3190,8 +3495,10 @@ export interface DataPlaneServiceServer extends UntypedServiceImplementation {
 export interface DataPlaneServiceClient extends Client {
   /**
    * Connect is the one long-lived stream a data plane keeps open to a control plane.
-   * Down: a Welcome, a full PolicySnapshot, then every change as it commits in etcd, and
-   * heartbeats. A data plane that stops hearing from every control plane fails closed.
+   * Down: a Welcome, a PolicySnapshot (vendor secrets), then every change to an existing key
+   * as it commits in etcd, and heartbeats. A data plane loads a key's policy when the key is
+   * first presented to it (KeyLookup), so nothing it receives grows with the whole keyspace.
+   * A data plane that stops hearing from every control plane fails closed.
    */
   connect(): ClientDuplexStream<ConnectRequest, ConnectResponse>;
   connect(options: Partial<CallOptions>): ClientDuplexStream<ConnectRequest, ConnectResponse>;

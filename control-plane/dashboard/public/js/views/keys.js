@@ -6,6 +6,11 @@ import { announce, messageBox } from '../status.js';
 
 const PAGE = 50;
 const REFRESH_MS = 5000;
+/**
+ * With a vendor or status filter the API may answer a page with fewer keys than asked (it looks
+ * at a bounded number of keys per call) and a cursor: follow it, at most this many calls a time.
+ */
+const MAX_CALLS = 10;
 
 /** @param {{main: HTMLElement, query: URLSearchParams, signal: AbortSignal}} ctx */
 export function keysView({ main, query: params, signal }) {
@@ -67,15 +72,33 @@ export function keysView({ main, query: params, signal }) {
   let cursor = null;
   let busy = false;
 
+  /**
+   * Keys from `from` on (null: the start) until `want` are found or the listing ends, following
+   * the API's cursor (at most MAX_CALLS calls).
+   * @param {string | null} from
+   * @param {number} want
+   */
+  async function fetchKeys(from, want) {
+    /** @type {import('../keys-table.js').Key[]} */
+    const found = [];
+    let next = from;
+    for (let calls = 0; calls < MAX_CALLS && found.length < want; calls++) {
+      const body = await api('GET', `/vault/keys${query({ ...filterValues, limit: Math.min(1000, want - found.length), cursor: next })}`, { signal });
+      found.push(...body.keys);
+      next = body.next_cursor;
+      if (next === null) break;
+    }
+    return { found, next };
+  }
+
   /** Reloads as many keys as are shown (at least one page), so paging survives a refresh. */
   async function load() {
     if (busy) return;
     busy = true;
     try {
-      const limit = Math.min(1000, Math.max(PAGE, keys.length));
-      const body = await api('GET', `/vault/keys${query({ ...filterValues, limit })}`, { signal });
-      keys = body.keys;
-      cursor = body.next_cursor;
+      const { found, next } = await fetchKeys(null, Math.min(1000, Math.max(PAGE, keys.length)));
+      keys = found;
+      cursor = next;
       render();
       if (message.el.classList.contains('error')) message.show(null);
     } catch (error) {
@@ -95,9 +118,9 @@ export function keysView({ main, query: params, signal }) {
     if (cursor === null || busy) return;
     busy = true;
     try {
-      const body = await api('GET', `/vault/keys${query({ ...filterValues, limit: PAGE, cursor })}`, { signal });
-      keys = [...keys, ...body.keys];
-      cursor = body.next_cursor;
+      const { found, next } = await fetchKeys(cursor, PAGE);
+      keys = [...keys, ...found];
+      cursor = next;
       render();
     } catch (error) {
       if (!isAbort(error)) message.show(`Could not list more keys: ${error instanceof Error ? error.message : String(error)}`, 'error');

@@ -30,6 +30,11 @@ export class GenerationalMap<V> {
     this.current.set(key, value);
   }
 
+  delete(key: string): void {
+    this.current.delete(key);
+    this.previous.delete(key);
+  }
+
   /** Distinct keys held (an O(n) count: for metrics, not the request path). */
   get size(): number {
     let size = this.current.size;
