@@ -37,6 +37,8 @@ export const DEFAULT_HEARTBEAT_INTERVAL_MS = 2000;
 const DATAPLANE_ID = /^[A-Za-z0-9._-]{1,64}$/;
 /** A keyed hash as data planes compute it: hex HMAC-SHA256. */
 const KEY_HASH = /^[0-9a-f]{64}$/;
+/** An allowlist entry that confirms or captures PaymentIntents (whose creation may have been priced). */
+const SETTLES_INTENTS = /^POST \/v1\/payment_intents\/[^/]+\/(?:confirm|capture)$/;
 /** Hashes one lookup may carry; a data plane sends more in several. */
 export const MAX_LOOKUP_HASHES = 1000;
 const INCARNATION = /^[0-9a-f]{1,64}$/;
@@ -100,7 +102,8 @@ export function createDataPlaneService(options: DataPlaneServiceOptions): DataPl
         const { found, unknownHashes } = await options.policies.byHashes(wellFormed);
         options.metrics.keyLookups.inc(asked.length);
         const now = Date.now();
-        const live = found.filter((k) => k.vendor === 'stripe' && !k.revoked && k.expiresAtUnixMs > now).map((k) => k.id);
+        // Only a key that may confirm or capture an intent has use for what was priced: the others skip PostgreSQL.
+        const live = found.filter((k) => k.vendor === 'stripe' && !k.revoked && k.expiresAtUnixMs > now && k.allowedEndpoints.some((e) => SETTLES_INTENTS.test(e))).map((k) => k.id);
         const pricedIntents = await options.pricedIntents.forKeys(live).catch((error: unknown) => {
           logger.warn({ err: error instanceof Error ? error.message : String(error), dataplane_id: dataplaneId }, 'could not read priced intents; confirms of earlier intents will be priced again');
           return [];

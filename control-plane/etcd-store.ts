@@ -2,7 +2,7 @@ import { Etcd3, type Namespace } from 'etcd3';
 
 import { OperatorError } from '../core/operator-error.js';
 import { guard } from './etcd-guard.js';
-import type { KeyRecord } from './key-record.js';
+import { decodeKeyRecord, encodeKeyRecord, type KeyRecord } from './key-record.js';
 import { collectPrefix, DEFAULT_ETCD_PAGE_SIZE, visitPrefix, walkPrefix } from './etcd-pages.js';
 import { KEY_PREFIX, LABEL_INDEX_MARKER, labelIndexKey, listingScope, positionKey, positionOf, scopePrefix, type KeyPosition } from './key-listing.js';
 import type { CredentialRecord, KeyListPage, KeyListQuery, KeyStore, PolicyChange, SecretState, TokenRecord, VersionedKey } from './store.js';
@@ -88,7 +88,7 @@ export class EtcdStore implements KeyStore {
     txn.then(...chunk.flatMap((record) => {
       const label = labelIndexKey(record.label, record.id);
       return [
-        this.ns.put(paths.key(record.id)).value(JSON.stringify(record)),
+        this.ns.put(paths.key(record.id)).value(encodeKeyRecord(record)),
         this.ns.put(paths.keyHash(record.keyHash)).value(record.id),
         ...(label === null ? [] : [this.ns.put(label).value('')]),
       ];
@@ -114,7 +114,8 @@ export class EtcdStore implements KeyStore {
   }
 
   async getKey(id: string): Promise<KeyRecord | null> {
-    return parseJson<KeyRecord>(await guard(this.ns.get(paths.key(id)).string()));
+    const text = await guard(this.ns.get(paths.key(id)).string());
+    return text === null ? null : decodeKeyRecord(text, id);
   }
 
   async findKeyIdByHash(keyHash: string): Promise<string | null> {
@@ -128,10 +129,10 @@ export class EtcdStore implements KeyStore {
     const ids = await this.readMany(hashes.map((hash) => paths.keyHash(hash)));
     const byHash = hashes.flatMap((hash, i) => (ids[i] === null ? [] : [{ hash, id: ids[i]!.value.toString('utf8') }]));
     const records = await this.readMany(byHash.map(({ id }) => paths.key(id)));
-    byHash.forEach(({ hash }, i) => {
+    byHash.forEach(({ hash, id }, i) => {
       const kv = records[i];
       if (kv === null || kv === undefined) return;
-      const record = JSON.parse(kv.value.toString('utf8')) as KeyRecord;
+      const record = decodeKeyRecord(kv.value.toString('utf8'), id);
       // A hash index entry that outlived its key (or points at another key) finds nothing.
       if (record.keyHash === hash) found.set(hash, { record, revision: Number(kv.mod_revision) });
     });
@@ -159,7 +160,7 @@ export class EtcdStore implements KeyStore {
     const found = new Map<string, KeyRecord>();
     unique.forEach((id, i) => {
       const kv = kvs[i];
-      if (kv !== null && kv !== undefined) found.set(id, JSON.parse(kv.value.toString('utf8')) as KeyRecord);
+      if (kv !== null && kv !== undefined) found.set(id, decodeKeyRecord(kv.value.toString('utf8'), id));
     });
     return found;
   }
@@ -201,11 +202,11 @@ export class EtcdStore implements KeyStore {
   private async candidates(kvs: readonly { key: Buffer; value: Buffer }[], walkedRecords: boolean): Promise<{ position: KeyPosition; record: KeyRecord | null }[]> {
     // Every key of the walked prefixes names a position (positionOf is null only outside them).
     const positions = kvs.map((kv) => positionOf(kv.key.toString('utf8')) ?? { label: null, id: '' });
-    if (walkedRecords) return kvs.map((kv, i) => ({ position: positions[i]!, record: JSON.parse(kv.value.toString('utf8')) as KeyRecord }));
+    if (walkedRecords) return kvs.map((kv, i) => ({ position: positions[i]!, record: decodeKeyRecord(kv.value.toString('utf8'), positions[i]!.id) }));
     const read = await this.readMany(positions.map((p) => paths.key(p.id)));
     return positions.map((position, i) => {
       const kv = read[i];
-      const record = kv === null || kv === undefined ? null : (JSON.parse(kv.value.toString('utf8')) as KeyRecord);
+      const record = kv === null || kv === undefined ? null : decodeKeyRecord(kv.value.toString('utf8'), position.id);
       // An entry whose key is gone (or carries another label) lists nothing.
       return { position, record: record !== null && record.label === position.label ? record : null };
     });
@@ -213,7 +214,7 @@ export class EtcdStore implements KeyStore {
 
   async walkKeys(visit: (page: readonly VersionedKey[]) => Promise<void> | void): Promise<void> {
     await visitPrefix(this.ns, KEY_PREFIX, this.pageSize, (kvs) =>
-      visit(kvs.map((kv) => ({ record: JSON.parse(kv.value.toString('utf8')) as KeyRecord, revision: Number(kv.mod_revision) }))),
+      visit(kvs.map((kv) => ({ record: decodeKeyRecord(kv.value.toString('utf8'), idOfKeyPath(kv.key)), revision: Number(kv.mod_revision) }))),
     );
   }
 
@@ -245,7 +246,7 @@ export class EtcdStore implements KeyStore {
     let written = 0;
     await visitPrefix(this.ns, KEY_PREFIX, this.pageSize, async (kvs) => {
       const labelled = kvs
-        .map((kv) => JSON.parse(kv.value.toString('utf8')) as KeyRecord)
+        .map((kv) => decodeKeyRecord(kv.value.toString('utf8'), idOfKeyPath(kv.key)))
         .flatMap((record) => {
           const entry = labelIndexKey(record.label, record.id);
           return entry === null ? [] : [{ id: record.id, entry }];
@@ -282,11 +283,11 @@ export class EtcdStore implements KeyStore {
       const response = await guard(this.ns.get(paths.key(id)).exec());
       const kv = response.kvs[0];
       if (kv === undefined) return null;
-      const current = JSON.parse(kv.value.toString('utf8')) as KeyRecord;
+      const current = decodeKeyRecord(kv.value.toString('utf8'), id);
       const updated = change(current);
       if (updated === current) return current;
       const result = await guard(
-        this.ns.if(paths.key(id), 'Mod', '==', kv.mod_revision).then(this.ns.put(paths.key(id)).value(JSON.stringify(updated))).commit(),
+        this.ns.if(paths.key(id), 'Mod', '==', kv.mod_revision).then(this.ns.put(paths.key(id)).value(encodeKeyRecord(updated))).commit(),
       );
       if (result.succeeded) return updated;
     }
@@ -298,7 +299,7 @@ export class EtcdStore implements KeyStore {
       const response = await guard(this.ns.get(paths.key(id)).exec());
       const kv = response.kvs[0];
       if (kv === undefined) return false;
-      const record = JSON.parse(kv.value.toString('utf8')) as KeyRecord;
+      const record = decodeKeyRecord(kv.value.toString('utf8'), id);
       const result = await guard(this.ns.if(paths.key(id), 'Mod', '==', kv.mod_revision).then(...this.deleteOps(record)).commit());
       if (result.succeeded) return true;
     }
@@ -348,10 +349,10 @@ export class EtcdStore implements KeyStore {
     const keyWatcher = await guard(this.ns.watch().prefix('keys/').withPreviousKV().startRevision(start).create());
     const credentialWatcher = await guard(this.ns.watch().prefix('credentials/').startRevision(start).create());
     keyWatcher.on('put', (kv) =>
-      listener({ kind: 'key-put', record: JSON.parse(kv.value.toString('utf8')) as KeyRecord, created: kv.version === '1', revision: Number(kv.mod_revision) }),
+      listener({ kind: 'key-put', record: decodeKeyRecord(kv.value.toString('utf8'), idOfKeyPath(kv.key)), created: kv.version === '1', revision: Number(kv.mod_revision) }),
     );
     keyWatcher.on('delete', (kv, previous) => {
-      const keyHash = previous === undefined ? null : ((JSON.parse(previous.value.toString('utf8')) as KeyRecord).keyHash ?? null);
+      const keyHash = previous === undefined ? null : (decodeKeyRecord(previous.value.toString('utf8'), idOfKeyPath(kv.key)).keyHash ?? null);
       listener({ kind: 'key-delete', id: kv.key.toString('utf8').slice('keys/'.length), keyHash, revision: Number(kv.mod_revision) });
     });
     credentialWatcher.on('put', (kv) =>
@@ -371,6 +372,11 @@ export class EtcdStore implements KeyStore {
   close(): void {
     this.client.close();
   }
+}
+
+/** The key id of a `keys/<id>` etcd key (namespace removed). */
+function idOfKeyPath(key: Buffer): string {
+  return key.toString('utf8').slice('keys/'.length);
 }
 
 function parseJson<T>(text: string | null): T | null {

@@ -45,6 +45,46 @@ export interface KeyRecord {
   readonly revokedAtMs: number | null;
 }
 
+/**
+ * A key record as stored in etcd: one short JSON object without the id (the etcd key names it)
+ * and with one-letter names, zero and null fields left out. A million keys make every byte of
+ * a record a megabyte in etcd (and in every etcd member's memory and snapshot).
+ * h keyHash, n vendor, l label, e allowedEndpoints, d dailyCapMicros, b budgetMicros,
+ * p perCallEstimateMicros, c createdAtMs, x expiresAtMs, r revokedAtMs.
+ */
+export function encodeKeyRecord(record: KeyRecord): string {
+  const lean: Record<string, unknown> = { h: record.keyHash, n: record.vendor };
+  if (record.label !== '') lean['l'] = record.label;
+  lean['e'] = record.allowedEndpoints;
+  if (record.dailyCapMicros !== 0) lean['d'] = record.dailyCapMicros;
+  if (record.budgetMicros !== 0) lean['b'] = record.budgetMicros;
+  if ((record.perCallEstimateMicros ?? 0) !== 0) lean['p'] = record.perCallEstimateMicros;
+  lean['c'] = record.createdAtMs;
+  lean['x'] = record.expiresAtMs;
+  if (record.revokedAtMs !== null) lean['r'] = record.revokedAtMs;
+  return JSON.stringify(lean);
+}
+
+/** A stored record (the lean form, or the full JSON records were written as before it). */
+export function decodeKeyRecord(text: string, id: string): KeyRecord {
+  const stored = JSON.parse(text) as Record<string, unknown>;
+  if (typeof stored['keyHash'] === 'string') return { ...(stored as unknown as KeyRecord), id };
+  const number = (name: string) => (typeof stored[name] === 'number' ? (stored[name] as number) : 0);
+  return {
+    id,
+    keyHash: stored['h'] as string,
+    vendor: stored['n'] as Vendor,
+    label: typeof stored['l'] === 'string' ? stored['l'] : '',
+    allowedEndpoints: Array.isArray(stored['e']) ? (stored['e'] as string[]) : [],
+    dailyCapMicros: number('d'),
+    budgetMicros: number('b'),
+    perCallEstimateMicros: number('p'),
+    createdAtMs: number('c'),
+    expiresAtMs: number('x'),
+    revokedAtMs: typeof stored['r'] === 'number' ? stored['r'] : null,
+  };
+}
+
 export type KeyStatusName = 'active' | 'expired' | 'revoked';
 
 export function keyStatus(record: KeyRecord, nowMs: number): KeyStatusName {
