@@ -44,7 +44,7 @@ export class EtcdStore implements KeyStore {
   private readonly ns: Namespace;
   private readonly pageSize: number;
 
-  constructor(options: EtcdStoreOptions) {
+  constructor(private readonly options: EtcdStoreOptions) {
     this.client = new Etcd3({ hosts: [...options.endpoints], dialTimeout: 3000 });
     this.ns = this.client.namespace(options.prefix);
     this.pageSize = options.pageSize ?? DEFAULT_ETCD_PAGE_SIZE;
@@ -344,10 +344,29 @@ export class EtcdStore implements KeyStore {
     return { credentials: kvs.map((kv) => JSON.parse(kv.value.toString('utf8')) as CredentialRecord), revision };
   }
 
+  /**
+   * The policy watches run on a client of their own, closed as a whole to stop them: etcd may
+   * cancel one watch of the pair (its resume point compacted away) and not the other, and
+   * cancelling a watch etcd has already dropped never completes in the etcd3 client (or throws
+   * outside any caller when etcd's answer races it). Closing the client ends both for certain.
+   */
   async watchPolicyChanges(afterRevision: number, listener: (change: PolicyChange) => void, onError: (error: unknown) => void): Promise<() => Promise<void>> {
     const start = String(afterRevision + 1);
-    const keyWatcher = await guard(this.ns.watch().prefix('keys/').withPreviousKV().startRevision(start).create());
-    const credentialWatcher = await guard(this.ns.watch().prefix('credentials/').startRevision(start).create());
+    const client = new Etcd3({ hosts: [...this.options.endpoints], dialTimeout: 3000 });
+    const ns = client.namespace(this.options.prefix);
+    let stopped = false;
+    const failed = (error: unknown) => {
+      if (!stopped) onError(error);
+    };
+    let keyWatcher;
+    let credentialWatcher;
+    try {
+      keyWatcher = await guard(ns.watch().prefix('keys/').withPreviousKV().startRevision(start).create());
+      credentialWatcher = await guard(ns.watch().prefix('credentials/').startRevision(start).create());
+    } catch (error) {
+      client.close();
+      throw error;
+    }
     keyWatcher.on('put', (kv) =>
       listener({ kind: 'key-put', record: decodeKeyRecord(kv.value.toString('utf8'), idOfKeyPath(kv.key)), created: kv.version === '1', revision: Number(kv.mod_revision) }),
     );
@@ -358,10 +377,11 @@ export class EtcdStore implements KeyStore {
     credentialWatcher.on('put', (kv) =>
       listener({ kind: 'credential-put', record: JSON.parse(kv.value.toString('utf8')) as CredentialRecord, revision: Number(kv.mod_revision) }),
     );
-    keyWatcher.on('error', onError);
-    credentialWatcher.on('error', onError);
+    keyWatcher.on('error', failed);
+    credentialWatcher.on('error', failed);
     return async () => {
-      await Promise.allSettled([keyWatcher.cancel(), credentialWatcher.cancel()]);
+      stopped = true;
+      client.close();
     };
   }
 
