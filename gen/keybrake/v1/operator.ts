@@ -215,7 +215,11 @@ export interface ListKeysRequest {
 }
 
 export interface ListKeysResponse {
-  /** Newest first. */
+  /**
+   * By label: newest first. By label prefix: by label, then newest first within each. Without a
+   * label filter: newest first. A page may hold fewer than asked (vendor and status filters look
+   * at a bounded number of keys per request) and still carry a next_page_token.
+   */
   keys: VaultKey[];
   /** Empty when there are no more. */
   nextPageToken: string;
