@@ -13,6 +13,9 @@
  * An unlabelled key has no index entry: nothing lists by the empty label (it means "any").
  */
 import { invalidField } from '../core/operator-error.js';
+import { CONTROL_CHARACTER, LONE_SURROGATE } from '../core/text.js';
+import { KEY_ID_PATTERN } from './key-record.js';
+import { MAX_LABEL_LENGTH } from './key-spec.js';
 import { decodeCursorJson } from './request-bounds.js';
 
 export const KEY_PREFIX = 'keys/';
@@ -20,9 +23,6 @@ export const LABEL_INDEX_PREFIX = 'key-labels/';
 /** Set once every key written before the label index existed has its entry (EtcdStore.buildLabelIndex). */
 export const LABEL_INDEX_MARKER = 'meta/label-index-v1';
 
-const KEY_ID = /^vk_[0-9A-Za-z]{20}$/;
-const MAX_LABEL_LENGTH = 200;
-const CONTROL_OR_LONE_SURROGATE = /[\u0000-\u001f\u007f]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
 
 /**
  * A place in a listing: the last key a page examined. `label` is that key's label when the
@@ -111,9 +111,9 @@ export function decodePageToken(token: string, scope: ListingScope, field: strin
 }
 
 function isKeyId(value: unknown): value is string {
-  return typeof value === 'string' && KEY_ID.test(value);
+  return typeof value === 'string' && KEY_ID_PATTERN.test(value);
 }
 
 function isLabel(value: unknown): value is string {
-  return typeof value === 'string' && value !== '' && value.length <= MAX_LABEL_LENGTH && !CONTROL_OR_LONE_SURROGATE.test(value);
+  return typeof value === 'string' && value !== '' && value.length <= MAX_LABEL_LENGTH && !CONTROL_CHARACTER.test(value) && !LONE_SURROGATE.test(value);
 }

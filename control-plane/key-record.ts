@@ -17,6 +17,9 @@ const TIME_SPAN = 62 ** TIME_DIGITS;
  * that would make etcd read the whole range (etcd sorts in memory whenever a range is sorted
  * other than ascending by key).
  */
+/** What every key id looks like (newKeyId's, and the random ids of keys issued before it). */
+export const KEY_ID_PATTERN = /^vk_[0-9A-Za-z]{20}$/;
+
 export function newKeyId(createdAtMs: number): string {
   let inverted = Math.max(0, TIME_SPAN - 1 - createdAtMs);
   let time = '';

@@ -38,7 +38,7 @@ import {
 import { constantTimeEqual, keyedHash, sealSecret, type DerivedKeys } from './crypto.js';
 import type { AuditStore } from './audit-store.js';
 import { compileKeySpec } from './key-spec.js';
-import { bindingCapMicros, keyStatus, newKeyId, type KeyRecord, type KeyStatusName } from './key-record.js';
+import { bindingCapMicros, KEY_ID_PATTERN, keyStatus, newKeyId, type KeyRecord, type KeyStatusName } from './key-record.js';
 import type { KeyStore, TokenRecord, TokenRoleName } from './store.js';
 import { quote } from '../core/quote.js';
 import { FILTER_MAX_LENGTH, checkText, checkTime, decodeCursorJson, isStorableText } from './request-bounds.js';
@@ -349,7 +349,7 @@ function roleName(role: TokenRole): TokenRoleName {
 }
 
 function checkId(id: string): void {
-  if (!/^vk_[0-9A-Za-z]{20}$/.test(id)) throw invalidField('id', `${quote(id)} is not a vault key id (vk_…)`);
+  if (!KEY_ID_PATTERN.test(id)) throw invalidField('id', `${quote(id)} is not a vault key id (vk_…)`);
 }
 
 function notFound(id: string): OperatorError {

@@ -66,24 +66,28 @@ export class PolicyFeed {
   private lost(error: unknown): void {
     if (this.stopped || this.restartTimer !== null) return;
     this.logger.warn({ err: error instanceof Error ? error.message : String(error) }, 'etcd policy watch ended; following again from a fresh read');
-    const restart = () => {
-      this.restartTimer = null;
-      const previous = this.stopWatch;
-      this.stopWatch = null;
-      void (async () => {
-        await previous?.().catch(() => {});
-        try {
-          await this.follow();
-          this.policies.clear();
-          const snapshot = this.snapshot();
-          for (const subscriber of this.subscribers) subscriber({ kind: 'resync', snapshot });
-        } catch (failure) {
-          this.logger.warn({ err: failure instanceof Error ? failure.message : String(failure) }, 'could not follow the etcd policy watch again; retrying');
-          if (!this.stopped) this.restartTimer = setTimeout(restart, 1000);
-        }
-      })();
-    };
-    this.restartTimer = setTimeout(restart, 100);
+    this.scheduleRestart(100);
+  }
+
+  private scheduleRestart(delayMs: number): void {
+    this.restartTimer = setTimeout(() => void this.restart(), delayMs);
+  }
+
+  private async restart(): Promise<void> {
+    this.restartTimer = null;
+    const previous = this.stopWatch;
+    this.stopWatch = null;
+    await previous?.().catch(() => {});
+    try {
+      await this.follow();
+    } catch (failure) {
+      this.logger.warn({ err: failure instanceof Error ? failure.message : String(failure) }, 'could not follow the etcd policy watch again; retrying');
+      if (!this.stopped) this.scheduleRestart(1000);
+      return;
+    }
+    this.policies.clear();
+    const snapshot = this.snapshot();
+    for (const subscriber of this.subscribers) subscriber({ kind: 'resync', snapshot });
   }
 
   snapshot(): FeedSnapshot {

@@ -5,7 +5,9 @@
  * `invalid_argument` and never reaches the database as a 500. Pure.
  */
 import { invalidField } from '../core/operator-error.js';
+import { AUDIT_TEXT_LIMITS } from '../core/audit-record-bounds.js';
 import { quote } from '../core/quote.js';
+import { CONTROL_CHARACTER, LONE_SURROGATE } from '../core/text.js';
 
 /**
  * Times (`since`, `until`) lie from 1970-01-01T00:00:00.000Z to 9999-12-31T23:59:59.999Z:
@@ -23,16 +25,14 @@ export const TIME_RANGE_TEXT = 'from 1970-01-01T00:00:00Z to 9999-12-31T23:59:59
  * 600 bytes of UTF-8) and a key id, in base64url.
  */
 export const FILTER_MAX_LENGTH = {
-  label: 200,
-  label_prefix: 200,
-  idempotency_key: 255,
-  key_id: 64,
-  vendor_object_id: 255,
+  // A filter matches what the audit trail stores: no longer than that.
+  label: AUDIT_TEXT_LIMITS.label,
+  label_prefix: AUDIT_TEXT_LIMITS.label,
+  idempotency_key: AUDIT_TEXT_LIMITS.idempotencyKey,
+  key_id: AUDIT_TEXT_LIMITS.keyId,
+  vendor_object_id: AUDIT_TEXT_LIMITS.vendorObjectId,
   cursor: 1024,
 } as const;
-
-const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
-const CONTROL = /[\u0000-\u001f\u007f]/;
 
 /**
  * Checks text a caller sent: at most `max` characters, no NUL (PostgreSQL text cannot hold one),
@@ -41,7 +41,7 @@ const CONTROL = /[\u0000-\u001f\u007f]/;
  */
 export function checkText(text: string, field: string, max: number, options: { readonly controls?: boolean } = {}): string {
   if (text.length > max) throw invalidField(field, `longer than ${max} characters (${text.length})`);
-  if (options.controls === false && CONTROL.test(text)) throw invalidField(field, 'must not contain control characters');
+  if (options.controls === false && CONTROL_CHARACTER.test(text)) throw invalidField(field, 'must not contain control characters');
   if (text.includes('\u0000')) throw invalidField(field, 'must not contain NUL (U+0000)');
   if (LONE_SURROGATE.test(text)) throw invalidField(field, 'must be Unicode text (it has a lone surrogate)');
   return text;

@@ -7,6 +7,7 @@
  * it. Pure.
  */
 import type { AuditRecord } from '../gen/keybrake/v1/dataplane.js';
+import { CONTROL_CHARACTER, cutAtCodePoint, LONE_SURROGATE } from './text.js';
 
 /**
  * Longest text per field, in UTF-16 code units. Each is far below what a btree index row takes
@@ -43,26 +44,21 @@ export const AUDIT_INT_RANGES = {
 export const AUDIT_DECISIONS: readonly string[] = ['allowed', 'denied'];
 
 /** Control characters (NUL included) and lone surrogates: what no audit text keeps. */
-const UNSTORABLE = /[\u0000-\u001f\u007f]|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
-const UNSTORABLE_TEST = /[\u0000-\u001f\u007f\ud800-\udfff]/;
+const UNSTORABLE = new RegExp(`${CONTROL_CHARACTER.source}|${LONE_SURROGATE.source}`, 'g');
+/** A cheap first test: any control character or surrogate at all (a pair is fine, and rare). */
+const MAYBE_UNSTORABLE = /[\u0000-\u001f\u007f\ud800-\udfff]/;
 
 /** True when `text` is stored as it is: short enough, and nothing unstorable in it. */
 export function isBoundedText(text: string, max: number): boolean {
   if (text.length > max) return false;
   // Surrogates are rare: only then is the precise (pair-aware) test run.
-  return !UNSTORABLE_TEST.test(text) || !new RegExp(UNSTORABLE.source).test(text);
+  return !MAYBE_UNSTORABLE.test(text) || (!CONTROL_CHARACTER.test(text) && !LONE_SURROGATE.test(text));
 }
 
 /** `text` with unstorable characters replaced by U+FFFD and cut to `max` (a "…" marks the cut). */
 export function boundText(text: string, max: number): string {
-  let result = text.replace(UNSTORABLE, '\ufffd');
-  if (result.length > max) {
-    let end = max - 1;
-    const last = result.charCodeAt(end - 1);
-    if (last >= 0xd800 && last <= 0xdbff) end -= 1;
-    result = `${result.slice(0, end)}…`;
-  }
-  return result;
+  const result = text.replace(UNSTORABLE, '\ufffd');
+  return result.length > max ? `${cutAtCodePoint(result, max - 1)}…` : result;
 }
 
 /**

@@ -3,6 +3,7 @@
  * never echoes it whole: an 800 KB parameter name must not come back as an 800 KB message (or
  * land in a log line, an audit record or a metric). Pure.
  */
+import { cutAtCodePoint } from './text.js';
 
 /** How many characters of a refused value an error message shows. */
 export const QUOTE_MAX_CHARS = 40;
@@ -15,17 +16,11 @@ export function quote(value: unknown, max = QUOTE_MAX_CHARS): string {
   if (typeof value !== 'string') return excerpt(String(typeof value === 'number' || typeof value === 'boolean' || value === null ? JSON.stringify(value) : value), max);
   const text = value;
   if (text.length <= max) return JSON.stringify(text);
-  let end = max;
-  const last = text.charCodeAt(end - 1);
-  if (last >= 0xd800 && last <= 0xdbff) end -= 1;
-  return `${JSON.stringify(`${text.slice(0, end)}…`)} (${text.length} characters)`;
+  return `${JSON.stringify(`${cutAtCodePoint(text, max)}…`)} (${text.length} characters)`;
 }
 
 /** A path or other text interpolated bare into a message, cut the same way (no JSON quotes). */
 export function excerpt(text: string, max = 2 * QUOTE_MAX_CHARS): string {
   if (text.length <= max) return text;
-  let end = max;
-  const last = text.charCodeAt(end - 1);
-  if (last >= 0xd800 && last <= 0xdbff) end -= 1;
-  return `${text.slice(0, end)}… (${text.length} characters)`;
+  return `${cutAtCodePoint(text, max)}… (${text.length} characters)`;
 }

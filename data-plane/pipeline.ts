@@ -10,6 +10,7 @@ import type { Vendor } from '../core/vendors.js';
 import { HOP_BY_HOP_HEADERS, METHOD_OVERRIDE_HEADERS } from './canonical-request.js';
 import type { CachedKey, PolicyCache } from './policy-cache.js';
 import { malformed, ProxyError } from './proxy-error.js';
+import { AUDIT_TEXT_LIMITS } from '../core/audit-record-bounds.js';
 import { excerpt, quote } from '../core/quote.js';
 import { basicCredentials, bearerToken, type VendorAdapter, type VendorCredential } from './vendors/index.js';
 
@@ -41,7 +42,7 @@ export function requestBodyLimit(vendor: Vendor, configuredMaxBytes: number): nu
 }
 
 /** Stripe's bound; Resend's keys are shorter still. The audit trail stores the key as sent. */
-export const MAX_IDEMPOTENCY_KEY_LENGTH = 255;
+export const MAX_IDEMPOTENCY_KEY_LENGTH = AUDIT_TEXT_LIMITS.idempotencyKey;
 const IDEMPOTENCY_KEY_CHARS = /^[\x20-\x7e]*$/;
 
 export function checkRequestHeaders(rawHeaders: readonly string[], headers: IncomingHttpHeaders): void {

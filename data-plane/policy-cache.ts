@@ -12,6 +12,7 @@
 import { createHmac } from 'node:crypto';
 
 import { GenerationalMap } from '../core/generational-map.js';
+import { TokenBucket } from '../core/token-bucket.js';
 import { parseEndpointPattern, type EndpointPattern } from '../core/endpoint-pattern.js';
 import { hasValidTag, isWellFormedSecret, vaultKeyTagKey } from '../core/secret-format.js';
 import { isVendor, type Vendor } from '../core/vendors.js';
@@ -86,8 +87,7 @@ export class PolicyCache {
   private readonly pending = new Map<string, PendingLookup>();
   private unsent: string[] = [];
   private flushScheduled = false;
-  private untaggedTokens = UNTAGGED_LOOKUPS_PER_SECOND;
-  private untaggedRefilledMs = 0;
+  private readonly untaggedLookups = new TokenBucket(UNTAGGED_LOOKUPS_PER_SECOND, UNTAGGED_LOOKUPS_PER_SECOND);
   private lastHeardMs: number | null = null;
   private readonly idleMs: number;
   private readonly lookupTimeoutMs: number;
@@ -214,7 +214,7 @@ export class PolicyCache {
     if (this.unknownHashes.has(hash)) return { kind: 'unknown' };
     const waiting = this.pending.get(hash);
     if (waiting !== undefined) return { kind: 'pending', answer: waiting.promise };
-    if (!hasValidTag(vaultKey, this.tagKey) && !this.takeUntaggedLookup(nowMs)) return { kind: 'unknown' };
+    if (!hasValidTag(vaultKey, this.tagKey) && !this.untaggedLookups.take(nowMs)) return { kind: 'unknown' };
     if (this.pending.size >= MAX_PENDING_LOOKUPS) return { kind: 'pending', answer: Promise.resolve('unavailable') };
     return { kind: 'pending', answer: this.lookUp(hash) };
   }
@@ -284,14 +284,6 @@ export class PolicyCache {
     this.pending.delete(hash);
     clearTimeout(waiting.timer);
     waiting.resolve(answer);
-  }
-
-  private takeUntaggedLookup(nowMs: number): boolean {
-    this.untaggedTokens = Math.min(UNTAGGED_LOOKUPS_PER_SECOND, this.untaggedTokens + ((nowMs - this.untaggedRefilledMs) / 1000) * UNTAGGED_LOOKUPS_PER_SECOND);
-    this.untaggedRefilledMs = nowMs;
-    if (this.untaggedTokens < 1) return false;
-    this.untaggedTokens -= 1;
-    return true;
   }
 
   /** Holds a policy (replacing any earlier one of the key); null when it no longer parses (fail closed). */

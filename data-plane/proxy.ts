@@ -88,8 +88,8 @@ export function createProxyHandler(options: ProxyOptions): (request: IncomingMes
       draft.vendor = adapter.vendor;
       const requestedPath = `/${target.segments.join('/')}`;
       draft.path = requestedPath;
-      lookedUp = true;
       requireFreshPolicy(cache, monotonicNow(), options.leaseTtlMs);
+      lookedUp = true;
       const found = authenticate(cache, adapter, request.headers, monotonicNow(), wallNow());
       const key = found instanceof Promise ? await found : found;
       draft.keyId = key.policy.id;
@@ -135,15 +135,10 @@ export function createProxyHandler(options: ProxyOptions): (request: IncomingMes
         });
       } catch (error) {
         // Not connected: nothing was sent. Anything else: the call may have been made, so it counts.
-        const sent = !(error instanceof ProxyError && error.notSent);
-        const counted = sent && estimate.kind === 'priced' ? estimate.micros : 0;
-        if (reservation !== null) {
-          if (sent) options.gate.settle(reservation, counted);
-          else options.gate.release(reservation);
-        }
-        if (sent) {
-          draft.decision = 'allowed';
-          draft.usdMicros = counted;
+        if (error instanceof ProxyError && error.notSent) {
+          if (reservation !== null) options.gate.release(reservation);
+        } else {
+          spendEstimate(options.gate, estimate, reservation, draft);
         }
         throw error;
       }
@@ -151,10 +146,7 @@ export function createProxyHandler(options: ProxyOptions): (request: IncomingMes
       const decoded = decodeContent(upstream.headers['content-encoding'], upstream.body, MAX_DECODED_ANSWER_BYTES);
       if (!decoded.ok) {
         // Unreadable, so it cannot be priced or scrubbed: it may still say money moved, so the call counts.
-        const counted = estimate.kind === 'priced' ? estimate.micros : 0;
-        if (reservation !== null) options.gate.settle(reservation, counted);
-        draft.decision = 'allowed';
-        draft.usdMicros = counted;
+        spendEstimate(options.gate, estimate, reservation, draft);
         throw new ProxyError('upstream_answer_withheld', `${adapter.vendor} answered ${upstream.status} in a form the proxy cannot read (${decoded.reason}); the answer was withheld and the call counts as spent at its estimate`);
       }
       if (decoded.decoded) {
@@ -241,6 +233,14 @@ function answer(response: ServerResponse, reply: Reply, logger: Logger, keyId: s
     logger.error({ err: failure instanceof Error ? failure.message : String(failure), key_id: keyId }, 'could not send the answer');
     response.destroy();
   }
+}
+
+/** The call may have gone out but its answer cannot say what moved: it counts at its estimate. */
+function spendEstimate(gate: SpendGate, estimate: CostEstimate, reservation: Reservation | null, draft: AuditRecord): void {
+  const counted = estimate.kind === 'priced' ? estimate.micros : 0;
+  if (reservation !== null) gate.settle(reservation, counted);
+  draft.decision = 'allowed';
+  draft.usdMicros = counted;
 }
 
 /** The forms of a credential to scrub, computed once per credential the control plane pushed. */

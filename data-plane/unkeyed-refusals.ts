@@ -10,6 +10,7 @@
  * records per second, whatever its size. Every call made with a known key, however refused,
  * keeps its own record: this class never sees those. Pure: time is passed in.
  */
+import { TokenBucket } from '../core/token-bucket.js';
 import type { AuditRecord } from '../gen/keybrake/v1/dataplane.js';
 
 export interface UnkeyedRefusalsOptions {
@@ -31,34 +32,23 @@ interface Group {
 export const OTHER_METHOD = 'OTHER';
 
 export class UnkeyedRefusals {
-  private readonly ratePerSecond: number;
-  private readonly burst: number;
+  private readonly records: TokenBucket;
   private readonly flushMs: number;
   private readonly maxGroups: number;
-  private tokens: number;
-  private refilledAtMs: number | null = null;
   private groups = new Map<string, Group>();
   private lastFlushMs: number | null = null;
   /** Calls counted into aggregates so far (for /metrics). */
   aggregatedCalls = 0;
 
   constructor(options: UnkeyedRefusalsOptions = {}) {
-    this.ratePerSecond = options.ratePerSecond ?? 20;
-    this.burst = options.burst ?? 200;
+    this.records = new TokenBucket(options.ratePerSecond ?? 20, options.burst ?? 200);
     this.flushMs = options.flushMs ?? 10_000;
     this.maxGroups = options.maxGroups ?? 32;
-    this.tokens = this.burst;
   }
 
   /** True when this refusal may have a record of its own; false when it must be counted instead. */
   admit(monotonicNowMs: number, spoolHalfFull: boolean): boolean {
-    if (this.refilledAtMs !== null) {
-      this.tokens = Math.min(this.burst, this.tokens + ((monotonicNowMs - this.refilledAtMs) / 1000) * this.ratePerSecond);
-    }
-    this.refilledAtMs = monotonicNowMs;
-    if (spoolHalfFull || this.tokens < 1) return false;
-    this.tokens -= 1;
-    return true;
+    return !spoolHalfFull && this.records.take(monotonicNowMs);
   }
 
   /** Counts a refusal that got no record of its own into its group's next aggregate. */

@@ -8,6 +8,7 @@
  * route not listed. The routes are resend-node's (node_modules/resend): docs/pricing.md.
  */
 import type { PriceTables } from './price-tables.js';
+import { RouteTable } from './route-table.js';
 import { FREE, malformed, perCallEstimate } from './refusal.js';
 import { isRecord, responseJson, settleFromEstimate, stringField } from './settlement.js';
 import { isJsonArray, isJsonObject, parseStrictJson, type JsonValue } from './strict-json.js';
@@ -136,23 +137,12 @@ export const RESEND_ROUTES: readonly ResendRoute[] = [
   { method: 'POST', path: '/webhooks/*/events/*/replay', rule: free },
 ];
 
-const ROUTE_SEGMENTS = RESEND_ROUTES.map((route) => ({ route, segments: route.path.slice(1).split('/') }));
+/** Each route starts with a literal resource (`emails`, `broadcasts`, …). */
+const TABLE = new RouteTable(RESEND_ROUTES.map((route) => ({ method: route.method, segments: route.path.slice(1).split('/'), value: route })), 1);
 
 /** The route a call matches; a literal segment beats '*' (so /emails/batch is not /emails/{id}). */
 export function findResendRoute(method: string, segments: readonly string[]): ResendRoute | undefined {
-  let best: { route: ResendRoute; literals: number } | undefined;
-  for (const { route, segments: pattern } of ROUTE_SEGMENTS) {
-    if (route.method !== method || pattern.length !== segments.length) continue;
-    let literals = 0;
-    let matches = true;
-    for (let i = 0; i < pattern.length && matches; i++) {
-      if (pattern[i] === '*') continue;
-      if (pattern[i] === segments[i]) literals++;
-      else matches = false;
-    }
-    if (matches && (best === undefined || literals > best.literals)) best = { route, literals };
-  }
-  return best?.route;
+  return TABLE.find(method, segments);
 }
 
 /** How docs/pricing.md writes a rule, so a test can hold the two together. */

@@ -29,6 +29,7 @@ import {
   subscriptionItemCreate,
 } from './stripe-objects.js';
 import { free, freeOnlyWith, freeUnless, optionalObjectAmount, requiredObjectAmount, statedAmount, unstatedAmount, type Pricer } from './stripe-pricers.js';
+import { RouteTable, type RouteEntry } from './route-table.js';
 
 /** Where the answer shows the money a call moved. */
 export interface Settles {
@@ -654,36 +655,20 @@ const FREE: readonly RouteGroup[] = [
 
 // ---- the index ------------------------------------------------------------------------------
 
-interface CompiledRoute extends StripeRoute {
-  readonly segments: readonly string[];
-}
-
-function bucketKey(method: string, segments: readonly string[]): string {
-  return `${method} ${segments.length} ${segments[0] ?? ''}/${segments[1] ?? ''}`;
-}
-
-function compile(routes: Iterable<StripeRoute>): Map<string, CompiledRoute[]> {
-  const index = new Map<string, CompiledRoute[]>();
+/** Checks each route as written (shape, classified once, no priced v2) and indexes it. */
+function compile(routes: Iterable<StripeRoute>): RouteTable<StripeRoute> {
   const seen = new Set<string>();
+  const entries: RouteEntry<StripeRoute>[] = [];
   for (const route of routes) {
     const match = /^(POST|DELETE) \/(v1|v2)\/([a-z_]+)((?:\/[a-z_*]+)*)$/.exec(route.route);
     if (match === null) throw new Error(`stripe route ${route.route}: expected "POST|DELETE /v1|v2/resource/…"`);
     if (seen.has(route.route)) throw new Error(`stripe route ${route.route} is classified twice`);
     if (route.class === 'priced' && match[2] === 'v2') throw new Error(`stripe route ${route.route}: v2 bodies are JSON, which no pricer reads`);
     seen.add(route.route);
-    const segments = route.route.slice(route.route.indexOf('/') + 1).split('/');
-    const key = bucketKey(match[1] ?? '', segments);
-    const bucket = index.get(key) ?? [];
-    bucket.push({ ...route, segments });
-    index.set(key, bucket);
+    entries.push({ method: match[1] ?? '', segments: route.route.slice(route.route.indexOf('/') + 1).split('/'), value: route });
   }
-  // A literal segment wins over '*' (`/v1/invoices/create_preview` over `/v1/invoices/*`).
-  for (const bucket of index.values()) bucket.sort((a, b) => wildcards(a.segments) - wildcards(b.segments));
-  return index;
-}
-
-function wildcards(segments: readonly string[]): number {
-  return segments.filter((segment) => segment === '*').length;
+  // Every Stripe route starts with its API version and resource: both literal.
+  return new RouteTable(entries, 2);
 }
 
 function* allRoutes(): Generator<StripeRoute> {
@@ -694,15 +679,11 @@ function* allRoutes(): Generator<StripeRoute> {
   for (const { routes } of FREE) for (const route of routes) yield { route, class: 'free', price: free, settles: null };
 }
 
-const INDEX = compile(allRoutes());
-
-function matches(pattern: readonly string[], segments: readonly string[]): boolean {
-  return pattern.every((segment, i) => segment === '*' || segment === segments[i]);
-}
+const TABLE = compile(allRoutes());
 
 /** The route `method` and `segments` (canonical, upper-case method) fall on; undefined when on none. */
 export function findStripeRoute(method: string, segments: readonly string[]): StripeRoute | undefined {
-  return INDEX.get(bucketKey(method, segments))?.find((route) => matches(route.segments, segments));
+  return TABLE.find(method, segments);
 }
 
 /** Every classified route with its class and, for a group, its reason: for docs/pricing.md and its test. */

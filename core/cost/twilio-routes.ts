@@ -5,6 +5,8 @@
  * does not pass for a free one. docs/pricing.md (Twilio) shows the same table; a unit test holds
  * the two together. Pure data and a matcher.
  */
+import { RouteTable } from './route-table.js';
+
 
 /**
  * - `message`, `call`, `call-update`, `participant`, `caller-id-verification`: priced from the
@@ -175,20 +177,14 @@ function stem(segment: string): string {
   return segment.endsWith('.json') ? segment.slice(0, -'.json'.length) : segment;
 }
 
-interface CompiledRoute {
-  readonly route: TwilioRoute;
-  readonly segments: readonly string[];
-  readonly literals: number;
-}
+/** Every route, its last segment stemmed; each starts with a literal resource (`Accounts`). */
+const TABLE = new RouteTable(
+  TWILIO_ROUTES.map((route) => ({ method: route.method, segments: stemmed(route.path.split('/')), value: route })),
+  1,
+);
 
-/** Routes by method and number of segments: a request is compared with a handful, not all of them. */
-const COMPILED = new Map<string, CompiledRoute[]>();
-for (const route of TWILIO_ROUTES) {
-  const parts = route.path.split('/');
-  const segments = parts.map((part, i) => (i === parts.length - 1 ? stem(part) : part));
-  const bucket = `${route.method} ${segments.length}`;
-  const compiled = { route, segments, literals: segments.filter((segment) => segment !== '*').length };
-  COMPILED.set(bucket, [...(COMPILED.get(bucket) ?? []), compiled]);
+function stemmed(segments: readonly string[]): string[] {
+  return segments.map((segment, i) => (i === segments.length - 1 ? stem(segment) : segment));
 }
 
 /**
@@ -199,13 +195,7 @@ for (const route of TWILIO_ROUTES) {
 export function matchTwilioRoute(method: string, segments: readonly string[]): TwilioRoute | null {
   const [version, ...rest] = segments;
   if (version !== '2010-04-01' || rest.length === 0) return null;
-  const path = rest.map((segment, i) => (i === rest.length - 1 ? stem(segment) : segment));
-  let best: CompiledRoute | null = null;
-  for (const candidate of COMPILED.get(`${method} ${path.length}`) ?? []) {
-    if (!candidate.segments.every((segment, i) => (segment === '*' ? path[i] !== '' : segment === path[i]))) continue;
-    if (best === null || candidate.literals > best.literals) best = candidate;
-  }
-  return best?.route ?? null;
+  return TABLE.find(method, stemmed(rest)) ?? null;
 }
 
 /** How docs/pricing.md (Twilio) writes a rule, so a test can compare the two. */

@@ -19,6 +19,7 @@ import {
   type RoundAnswer,
 } from '../../control-plane/etcd-compaction.js';
 import { EtcdStatusMetrics, type EtcdMemberStatus, type EtcdStatusReader } from '../../control-plane/etcd-status-metrics.js';
+import { seededRandom } from '../support/seeded-random.js';
 
 const T = 1000;
 
@@ -46,17 +47,6 @@ describe('planCompaction', () => {
   });
 });
 
-/** mulberry32: a small seeded PRNG, so a failing seed can be replayed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface SimulationResult {
   /** When each successful claim was applied in etcd. */
@@ -76,7 +66,7 @@ interface SimulationResult {
  * time order, so requests of different replicas interleave as they would in etcd.
  */
 function simulate(seed: number, options: { replicas: number; crashes: boolean; maxLatency: number; maxStall: number; duration: number }): SimulationResult {
-  const random = prng(seed);
+  const random = seededRandom(seed);
   // Kept sorted by time, then by insertion.
   const queue: { at: number; run: () => void }[] = [];
   const at = (time: number, run: () => void) => {

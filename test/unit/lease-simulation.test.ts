@@ -15,23 +15,13 @@ import { LeaseService } from '../../control-plane/lease-service.js';
 import { silentLogger } from '../../core/logger.js';
 import type { ConnectRequest, KeyPolicy, LeaseGrant } from '../../gen/keybrake/v1/dataplane.js';
 import { LeaseBook, type AccountRef, type Outgoing, type Reservation } from '../../data-plane/lease-book.js';
+import { seededRandom } from '../support/seeded-random.js';
 
 const KEY_ID = 'vk_simulated0000000000';
 const ACCOUNT: AccountRef = { keyId: KEY_ID, window: 'life' };
 const TTL_MS = 3000;
 const EXPIRY_MARGIN_MS = 1000;
 
-/** mulberry32: small, fast, and the same sequence for the same seed everywhere. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 type Event = { at: number; order: number; run: () => void | Promise<void> };
 
@@ -93,7 +83,7 @@ export interface SimulationOptions {
 }
 
 export async function simulate(options: SimulationOptions): Promise<SimulationResult> {
-  const random = rng(options.seed);
+  const random = seededRandom(options.seed);
   const between = (lo: number, hi: number) => lo + Math.floor(random() * (hi - lo + 1));
   const queue = new EventQueue();
   let now = 0;
