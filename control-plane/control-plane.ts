@@ -59,7 +59,7 @@ export async function startControlPlane(config: ControlPlaneConfig, logger: Logg
     // Once per deployment (a marker says when it is done): label index entries for keys written
     // before the index existed, a page of keys at a time.
     const indexed = await store.buildLabelIndex();
-    if (indexed !== null) logger.info({ entries: indexed }, 'built the label index of existing keys');
+    if (indexed !== null && indexed > 0) logger.info({ entries: indexed }, 'built the label index of existing keys');
     await runMigrations(pool, logger);
     await audit.maintainPartitions(Date.now(), config.auditRetentionDays);
     await pricedIntents.start();
