@@ -31,10 +31,31 @@ export function accountName(id: AccountId): string {
   return `${id.keyId}/${id.window}`;
 }
 
+/**
+ * One account's change in a batch: `change` is pure and may run more than once (again on a
+ * fresher account after a conflict). `initial` creates the account on first use; null leaves an
+ * absent account absent (a usage report for a lease the ledger no longer has).
+ */
+export interface AccountUpdate {
+  readonly keyId: string;
+  readonly window: string;
+  readonly initial: (() => BudgetAccount) | null;
+  readonly change: (account: BudgetAccount) => BudgetAccount;
+}
+
+/** What became of one update of a batch: the account as written (null: absent, left so), or why not. */
+export type AccountWrite = { readonly account: BudgetAccount | null } | { readonly error: Error };
+
 export interface BudgetLedger {
   read(keyId: string, window: string): Promise<BudgetAccount | null>;
   /** Applies `change` atomically; `initial` creates the account on first use. Returns the new account. */
   update(keyId: string, window: string, initial: () => BudgetAccount, change: (account: BudgetAccount) => BudgetAccount): Promise<BudgetAccount>;
+  /**
+   * Applies each update under its own compare (the account is written only if it is still as
+   * read), many accounts per transaction; an account changed meanwhile is read and changed again.
+   * Accounts must be distinct. Results are in the order of `updates`.
+   */
+  updateMany(updates: readonly AccountUpdate[]): Promise<AccountWrite[]>;
   listForKey(keyId: string): Promise<StoredAccount[]>;
   /** These accounts, read in batched transactions, by accountName; absent ones are missing. */
   readAccounts(ids: readonly AccountId[]): Promise<Map<string, BudgetAccount>>;
@@ -58,6 +79,8 @@ export interface BudgetLedger {
 }
 
 const CAS_ATTEMPTS = 32;
+/** Rounds a batch is read and written together before what still conflicts goes one account at a time. */
+const BATCH_ROUNDS = 3;
 const PREFIX = 'ledger/';
 /** Operations per batched transaction: under etcd's default --max-txn-ops of 128. */
 const OPS_PER_TXN = 100;
@@ -82,6 +105,8 @@ export class EtcdBudgetLedger implements BudgetLedger {
   private readonly pageSize: number;
   /** Writes this ledger has made: the basis of the etcd-writes-per-call figure in bench:leases. */
   writes = 0;
+  /** Requests (reads, transactions) this ledger has sent etcd: keybrake_ledger_etcd_requests_total. */
+  requests = 0;
 
   constructor(endpoints: readonly string[], prefix: string, options: EtcdBudgetLedgerOptions = {}) {
     this.client = new Etcd3({ hosts: [...endpoints], dialTimeout: 3000 });
@@ -91,27 +116,94 @@ export class EtcdBudgetLedger implements BudgetLedger {
   }
 
   async read(keyId: string, window: string): Promise<BudgetAccount | null> {
-    const text = await guard(this.ns.get(path(keyId, window)).string());
+    const text = await this.request(this.ns.get(path(keyId, window)).string());
     return text === null ? null : (JSON.parse(text) as BudgetAccount);
   }
 
   async update(keyId: string, window: string, initial: () => BudgetAccount, change: (account: BudgetAccount) => BudgetAccount): Promise<BudgetAccount> {
-    const key = path(keyId, window);
+    const written = await this.updateOne({ keyId, window, initial, change });
+    if ('error' in written) throw written.error;
+    return written.account!;
+  }
+
+  async updateMany(updates: readonly AccountUpdate[]): Promise<AccountWrite[]> {
+    requireDistinct(updates);
+    const results: AccountWrite[] = new Array<AccountWrite>(updates.length);
+    const indices = updates.map((_, i) => i);
+    for (let i = 0; i < indices.length; i += OPS_PER_TXN) await this.writeChunk(updates, indices.slice(i, i + OPS_PER_TXN), results);
+    return results;
+  }
+
+  /**
+   * Up to OPS_PER_TXN accounts: one transaction reads them all, one writes every changed one,
+   * each under its own compare (created: still absent; else: still at the revision read). If any
+   * compare fails nothing is written; the next round reads them again, and those that moved since
+   * the last read (another writer is busy on them) go on their own, so one contended account does
+   * not hold up the rest.
+   */
+  private async writeChunk(updates: readonly AccountUpdate[], chunk: readonly number[], results: AccountWrite[]): Promise<void> {
+    let pending = [...chunk];
+    let readAt = new Map<number, number>();
+    const alone: number[] = [];
+    for (let round = 0; round < BATCH_ROUNDS && pending.length > 0; round++) {
+      const reads = await this.batch(pending.map((i) => this.ns.get(path(updates[i]!.keyId, updates[i]!.window))));
+      const planned: { index: number; key: string; revision: number; next: BudgetAccount }[] = [];
+      const nextReadAt = new Map<number, number>();
+      pending.forEach((index, j) => {
+        const update = updates[index]!;
+        const kv = reads[j]?.response_range?.kvs[0];
+        const revision = kv === undefined ? 0 : Number(kv.mod_revision);
+        if (round > 0 && readAt.get(index) !== revision) {
+          alone.push(index);
+          return;
+        }
+        nextReadAt.set(index, revision);
+        const outcome = applyUpdate(update, kv === undefined ? null : (JSON.parse(kv.value.toString('utf8')) as BudgetAccount));
+        if ('write' in outcome) planned.push({ index, key: path(update.keyId, update.window), revision, next: outcome.write });
+        else results[index] = outcome;
+      });
+      const [first, ...rest] = planned;
+      if (first === undefined) return this.writeAlone(updates, alone, results);
+      // Created: still absent (create revision 0). Otherwise: unchanged since read.
+      const txn = first.revision === 0 ? this.ns.if(first.key, 'Create', '==', 0) : this.ns.if(first.key, 'Mod', '==', first.revision);
+      for (const p of rest) {
+        if (p.revision === 0) txn.and(p.key, 'Create', '==', 0);
+        else txn.and(p.key, 'Mod', '==', p.revision);
+      }
+      const result = await this.request(txn.then(...planned.map((p) => this.ns.put(p.key).value(JSON.stringify(p.next)))).commit());
+      if (result.succeeded) {
+        this.writes += planned.length;
+        for (const p of planned) results[p.index] = { account: p.next };
+        return this.writeAlone(updates, alone, results);
+      }
+      pending = planned.map((p) => p.index);
+      readAt = nextReadAt;
+    }
+    return this.writeAlone(updates, [...alone, ...pending], results);
+  }
+
+  private async writeAlone(updates: readonly AccountUpdate[], indices: readonly number[], results: AccountWrite[]): Promise<void> {
+    await Promise.all(indices.map(async (index) => {
+      results[index] = await this.updateOne(updates[index]!);
+    }));
+  }
+
+  /** One account, compare-and-swap until it holds (or CAS_ATTEMPTS conflicts in a row). */
+  private async updateOne(update: AccountUpdate): Promise<AccountWrite> {
+    const key = path(update.keyId, update.window);
     for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
-      const response = await guard(this.ns.get(key).exec());
+      const response = await this.request(this.ns.get(key).exec());
       const kv = response.kvs[0];
-      const current = kv === undefined ? initial() : (JSON.parse(kv.value.toString('utf8')) as BudgetAccount);
-      const next = change(current);
-      if (next === current && kv !== undefined) return current;
-      checkInvariant(next);
+      const outcome = applyUpdate(update, kv === undefined ? null : (JSON.parse(kv.value.toString('utf8')) as BudgetAccount));
+      if (!('write' in outcome)) return outcome;
       const txn = kv === undefined ? this.ns.if(key, 'Create', '==', 0) : this.ns.if(key, 'Mod', '==', kv.mod_revision);
-      const result = await guard(txn.then(this.ns.put(key).value(JSON.stringify(next))).commit());
+      const result = await this.request(txn.then(this.ns.put(key).value(JSON.stringify(outcome.write))).commit());
       if (result.succeeded) {
         this.writes++;
-        return next;
+        return { account: outcome.write };
       }
     }
-    throw new OperatorError('conflict', `budget account ${keyId} ${window} is contended; try again`);
+    return { error: new OperatorError('conflict', `budget account ${update.keyId} ${update.window} is contended; try again`) };
   }
 
   async listForKey(keyId: string): Promise<StoredAccount[]> {
@@ -163,7 +255,7 @@ export class EtcdBudgetLedger implements BudgetLedger {
       if (first === undefined) continue;
       const txn = this.ns.if(path(first.keyId, first.window), 'Mod', '==', first.revision);
       for (const a of rest) txn.and(path(a.keyId, a.window), 'Mod', '==', a.revision);
-      const result = await guard(txn.then(...chunk.map((a) => this.ns.delete().key(path(a.keyId, a.window)))).commit());
+      const result = await this.request(txn.then(...chunk.map((a) => this.ns.delete().key(path(a.keyId, a.window)))).commit());
       if (result.succeeded) {
         removed += chunk.length;
         continue;
@@ -177,7 +269,7 @@ export class EtcdBudgetLedger implements BudgetLedger {
   /** A transaction that only reads: a compare that always holds (no key's version is negative), then the reads. */
   private async batch(ops: readonly IOperation[]) {
     if (ops.length === 0) return [];
-    const result = await guard(this.ns.if(PREFIX, 'Version', '>', -1).then(...ops).commit());
+    const result = await this.request(this.ns.if(PREFIX, 'Version', '>', -1).then(...ops).commit());
     return result.responses;
   }
 
@@ -188,10 +280,10 @@ export class EtcdBudgetLedger implements BudgetLedger {
   async removeIf(keyId: string, window: string, stillRemovable: (account: BudgetAccount) => boolean): Promise<boolean> {
     const key = path(keyId, window);
     for (let attempt = 0; attempt < CAS_ATTEMPTS; attempt++) {
-      const kv = (await guard(this.ns.get(key).exec())).kvs[0];
+      const kv = (await this.request(this.ns.get(key).exec())).kvs[0];
       if (kv === undefined) return true;
       if (!stillRemovable(JSON.parse(kv.value.toString('utf8')) as BudgetAccount)) return false;
-      const result = await guard(this.ns.if(key, 'Mod', '==', kv.mod_revision).then(this.ns.delete().key(key)).commit());
+      const result = await this.request(this.ns.if(key, 'Mod', '==', kv.mod_revision).then(this.ns.delete().key(key)).commit());
       if (result.succeeded) return true;
     }
     return false;
@@ -208,7 +300,7 @@ export class EtcdBudgetLedger implements BudgetLedger {
     let stopped = false;
     let current: Watcher | null = null;
     const follow = async (): Promise<void> => {
-      const watcher = await guard(this.ns.watch().prefix(PREFIX).create());
+      const watcher = await this.request(this.ns.watch().prefix(PREFIX).create());
       watcher.on('put', (kv) => listener({ ...parsePath(kv.key.toString('utf8')), account: JSON.parse(kv.value.toString('utf8')) as BudgetAccount }));
       watcher.on('error', () => {
         if (stopped || current !== watcher) return;
@@ -231,6 +323,33 @@ export class EtcdBudgetLedger implements BudgetLedger {
   close(): void {
     this.client.close();
   }
+
+  private request<T>(sent: Promise<T>): Promise<T> {
+    this.requests++;
+    return guard(sent);
+  }
+}
+
+/**
+ * An update applied to the account as read (null: absent): what to write, or the result as it
+ * stands (nothing to change, nothing to create, or a change that would break the invariant).
+ */
+function applyUpdate(update: AccountUpdate, stored: BudgetAccount | null): { readonly write: BudgetAccount } | AccountWrite {
+  const current = stored ?? update.initial?.() ?? null;
+  if (current === null) return { account: null };
+  try {
+    const next = update.change(current);
+    if (next === current && stored !== null) return { account: current };
+    checkInvariant(next);
+    return { write: next };
+  } catch (error) {
+    return { error: error instanceof Error ? error : new Error(String(error)) };
+  }
+}
+
+/** One transaction cannot put the same key twice; a batch names each account once. */
+function requireDistinct(updates: readonly AccountUpdate[]): void {
+  if (new Set(updates.map(accountName)).size !== updates.length) throw new Error('a batch of account updates names one account twice');
 }
 
 function path(keyId: string, window: string): string {
@@ -243,6 +362,14 @@ function parsePath(key: string): { keyId: string; window: string } {
 }
 
 
+export interface MemoryBudgetLedgerOptions {
+  readonly pageSize?: number;
+  /** Runs between a batch's read and its write: a simulation lets other work in there, as etcd's network does. */
+  readonly betweenReadAndWrite?: () => Promise<void>;
+  /** A batch's compare failed (an account changed since it was read): it is read and applied again. */
+  readonly onConflict?: () => void;
+}
+
 /** An in-memory ledger with the same compare-and-swap semantics, for unit tests and the simulation. */
 export class MemoryBudgetLedger implements BudgetLedger {
   private readonly accounts = new Map<string, BudgetAccount>();
@@ -250,26 +377,74 @@ export class MemoryBudgetLedger implements BudgetLedger {
   private readonly revisions = new Map<string, number>();
   private revision = 0;
   private readonly listeners = new Set<(stored: StoredAccount) => void>();
+  /** Accounts written, and the write transactions that wrote them. */
   writes = 0;
+  transactions = 0;
 
-  constructor(private readonly pageSize = DEFAULT_ETCD_PAGE_SIZE) {}
+  private readonly pageSize: number;
+
+  constructor(private readonly options: MemoryBudgetLedgerOptions = {}) {
+    this.pageSize = options.pageSize ?? DEFAULT_ETCD_PAGE_SIZE;
+  }
 
   async read(keyId: string, window: string): Promise<BudgetAccount | null> {
     return this.accounts.get(path(keyId, window)) ?? null;
   }
 
   async update(keyId: string, window: string, initial: () => BudgetAccount, change: (account: BudgetAccount) => BudgetAccount): Promise<BudgetAccount> {
-    const key = path(keyId, window);
-    const existing = this.accounts.get(key);
-    const current = existing ?? initial();
-    const next = change(current);
-    if (next === current && existing !== undefined) return current;
-    checkInvariant(next);
-    this.accounts.set(key, next);
+    const written = this.updateNow({ keyId, window, initial, change });
+    if ('error' in written) throw written.error;
+    return written.account!;
+  }
+
+  /** As etcd does it: read every account, (let others in,) write all if every compare holds, else read again. */
+  async updateMany(updates: readonly AccountUpdate[]): Promise<AccountWrite[]> {
+    requireDistinct(updates);
+    const results = new Array<AccountWrite>(updates.length);
+    let pending = updates.map((_, i) => i);
+    for (let round = 0; round < BATCH_ROUNDS && pending.length > 0; round++) {
+      const read = pending.map((index) => {
+        const key = path(updates[index]!.keyId, updates[index]!.window);
+        return { index, key, stored: this.accounts.get(key) ?? null, revision: this.revisions.get(key) ?? 0 };
+      });
+      await this.options.betweenReadAndWrite?.();
+      const planned: { index: number; key: string; revision: number; next: BudgetAccount }[] = [];
+      for (const r of read) {
+        const outcome = applyUpdate(updates[r.index]!, r.stored);
+        if ('write' in outcome) planned.push({ index: r.index, key: r.key, revision: r.revision, next: outcome.write });
+        else results[r.index] = outcome;
+      }
+      if (planned.every((p) => this.compareHolds(p.key, p.revision))) {
+        if (planned.length > 0) this.transactions++;
+        for (const p of planned) results[p.index] = { account: this.put(updates[p.index]!, p.next) };
+        return results;
+      }
+      this.options.onConflict?.();
+      pending = planned.map((p) => p.index);
+    }
+    for (const index of pending) results[index] = this.updateNow(updates[index]!);
+    return results;
+  }
+
+  /** A batch's compare for one account: still absent (revision 0), or still at the revision read. */
+  protected compareHolds(key: string, revision: number): boolean {
+    return (this.revisions.get(key) ?? 0) === revision;
+  }
+
+  private updateNow(update: AccountUpdate): AccountWrite {
+    const outcome = applyUpdate(update, this.accounts.get(path(update.keyId, update.window)) ?? null);
+    if (!('write' in outcome)) return outcome;
+    this.transactions++;
+    return { account: this.put(update, outcome.write) };
+  }
+
+  private put(id: AccountId, account: BudgetAccount): BudgetAccount {
+    const key = path(id.keyId, id.window);
+    this.accounts.set(key, account);
     this.revisions.set(key, ++this.revision);
     this.writes++;
-    for (const listener of this.listeners) listener({ keyId, window, account: next });
-    return next;
+    for (const listener of this.listeners) listener({ keyId: id.keyId, window: id.window, account });
+    return account;
   }
 
   async listForKey(keyId: string): Promise<StoredAccount[]> {

@@ -51,6 +51,7 @@ export async function startControlPlane(config: ControlPlaneConfig, logger: Logg
   });
   const streams = new DataPlaneStreams();
   const metrics = createControlPlaneMetrics();
+  metrics.countLedger(() => ({ requests: ledger.requests, batches: leases.writer.batches }));
   const audit = new AuditStore(pool, logger);
   const pricedIntents = new PricedIntentBroadcast(pool, config.databaseUrl, logger);
   let stopReclaimWatch: (() => Promise<void>) | null = null;

@@ -5,9 +5,10 @@
  * the whole keyspace: memory follows the keys being used, not the keys that exist.
  */
 import type { KeyPolicy } from '../gen/keybrake/v1/dataplane.js';
+import { CoalescedReads } from '../core/coalesced-reads.js';
 import { GenerationalMap } from '../core/generational-map.js';
 import type { KeyRecord } from './key-record.js';
-import type { KeyStore, PolicyChange } from './store.js';
+import type { KeyStore, PolicyChange, VersionedKey } from './store.js';
 
 /** Policies remembered per replica: the keys in use (a key is ~0.5 KB here). */
 const DEFAULT_CAPACITY = 50_000;
@@ -19,17 +20,23 @@ export interface LookupResult {
 
 export class KeyPolicies {
   private readonly byId: GenerationalMap<KeyPolicy>;
+  /** Lookups from every data plane that arrive while others are read go to etcd together. */
+  private readonly hashReads: CoalescedReads<VersionedKey>;
+  /** Lease requests for keys not remembered (after a restart, on a second replica): read together too. */
+  private readonly idReads: CoalescedReads<KeyRecord>;
 
   constructor(
     private readonly store: KeyStore,
     capacity = DEFAULT_CAPACITY,
   ) {
     this.byId = new GenerationalMap(capacity);
+    this.hashReads = new CoalescedReads((hashes) => this.store.findKeysByHash(hashes));
+    this.idReads = new CoalescedReads((ids) => this.store.getKeys(ids));
   }
 
   /** The policies of the keys with these hashes, as etcd has them now (a few reads for any number). */
   async byHashes(keyHashes: readonly string[]): Promise<LookupResult> {
-    const found = await this.store.findKeysByHash(keyHashes);
+    const found = await this.hashReads.read(keyHashes);
     const policies: KeyPolicy[] = [];
     const unknownHashes: string[] = [];
     for (const hash of new Set(keyHashes)) {
@@ -47,8 +54,8 @@ export class KeyPolicies {
   async byKeyId(id: string): Promise<KeyPolicy | undefined> {
     const remembered = this.byId.get(id);
     if (remembered !== undefined) return remembered;
-    const record = await this.store.getKey(id);
-    if (record === null) return undefined;
+    const record = (await this.idReads.read([id])).get(id);
+    if (record === undefined) return undefined;
     // Revision unknown (0): any change the watch delivers replaces it.
     return this.remember(toKeyPolicy(record, 0));
   }

@@ -6,6 +6,7 @@
 import type { Logger } from '../core/logger.js';
 import type { KeyPolicy, LeaseGrant, LeaseRequest, UsageReport } from '../gen/keybrake/v1/dataplane.js';
 import { activeHolders, emptyAccount, expireLeases, reportUsage, requestLease, type BudgetAccount } from './budget-account.js';
+import { AccountWriter } from './account-writer.js';
 import type { BudgetLedger, StoredAccount } from './budget-ledger.js';
 
 export interface LeaseServiceOptions {
@@ -19,6 +20,8 @@ export interface LeaseServiceOptions {
   readonly now?: () => number;
   /** How often the sweep reads the whole ledger instead of only the accounts it knows hold leases. */
   readonly fullSweepIntervalMs?: number;
+  /** When batched account writes start (default: later in this turn of the event loop); a simulation passes its own. */
+  readonly schedule?: (run: () => void) => void;
 }
 
 /** Where the sweep must look: an account's earliest lease deadline, as last seen. */
@@ -29,6 +32,8 @@ interface LeasedAccount {
 }
 
 const DAY_MS = 86_400_000;
+/** Due accounts a sweep hands the writer at once. */
+const SWEEP_CHUNK = 1000;
 const DAY_WINDOW = /^day:(\d{4}-\d{2}-\d{2})$/;
 
 export type WindowCheck = { readonly capMicros: number; readonly endsAtMs: number } | { readonly refused: string };
@@ -45,7 +50,8 @@ export function windowCap(policy: KeyPolicy, window: string, nowMs: number): Win
 
 export class LeaseService {
   private readonly now: () => number;
-  private readonly queues = new Map<string, Promise<unknown>>();
+  /** Every account change goes through it: one at a time per account, many accounts per transaction. */
+  readonly writer: AccountWriter;
   /**
    * Accounts holding leases, from every account this replica wrote or saw written (the ledger
    * watch calls `observe`), so that a sweep reads only the accounts with a lease past its
@@ -59,6 +65,7 @@ export class LeaseService {
   constructor(private readonly options: LeaseServiceOptions) {
     this.now = options.now ?? Date.now;
     this.fullSweepIntervalMs = options.fullSweepIntervalMs ?? 600_000;
+    this.writer = new AccountWriter({ ledger: options.ledger, ...(options.schedule === undefined ? {} : { schedule: options.schedule }) });
   }
 
   /** The ledger watch had a gap: the next sweep reads the whole ledger (it may have missed leases). */
@@ -89,33 +96,39 @@ export class LeaseService {
     if ('refused' in window) return answer({ refused: window.refused });
 
     let short = false;
-    const account = await this.serially(request.keyId, request.window, () =>
-      this.options.ledger.update(request.keyId, request.window, () => emptyAccount(window.capMicros), (current) => {
+    const id = `${request.keyId}/${request.window}`;
+    // A refill of an account that holds leases (a key in use) goes ahead of first grants.
+    const account = await this.writer.write({
+      keyId: request.keyId,
+      window: request.window,
+      initial: () => emptyAccount(window.capMicros),
+      change: (current) => {
         const outcome = requestLease(current, { ...request, holder, nowMs, ttlMs: this.options.ttlMs }, activeHolders(current) + 1);
         short = outcome.short;
         return outcome.account;
-      }),
-    );
+      },
+    }, this.leased.has(id) ? 'urgent' : 'routine');
+    if (account === null) throw new Error(`budget account ${id} was not created`);
     this.observe({ keyId: request.keyId, window: request.window, account });
     const lease = account.leases[request.leaseId];
     return answer({ grantedTotalMicros: lease?.grantedMicros ?? 0, short, windowEndsAtUnixMs: window.endsAtMs });
   }
 
   async handleUsageReport(report: UsageReport): Promise<void> {
-    await this.serially(report.keyId, report.window, async () => {
-      const current = await this.options.ledger.read(report.keyId, report.window);
-      if (current === null) return;
-      const account = await this.options.ledger.update(report.keyId, report.window, () => current, (latest) =>
-        reportUsage(latest, {
-          leaseId: report.leaseId,
-          seq: report.seq,
-          reportedMicros: report.reportedMicros,
-          keepTotalMicros: report.keepTotalMicros < 0 ? null : report.keepTotalMicros,
-          close: report.close,
-        }),
-      );
-      this.observe({ keyId: report.keyId, window: report.window, account });
-    });
+    // A report for an account the ledger no longer has changes nothing (initial: null).
+    const account = await this.writer.write({
+      keyId: report.keyId,
+      window: report.window,
+      initial: null,
+      change: (latest) => reportUsage(latest, {
+        leaseId: report.leaseId,
+        seq: report.seq,
+        reportedMicros: report.reportedMicros,
+        keepTotalMicros: report.keepTotalMicros < 0 ? null : report.keepTotalMicros,
+        close: report.close,
+      }),
+    }, 'routine');
+    if (account !== null) this.observe({ keyId: report.keyId, window: report.window, account });
   }
 
   /** Expires the leases of holders that went silent; any replica may run it, CAS keeps it safe. */
@@ -131,20 +144,24 @@ export class LeaseService {
     }
     let expired = 0;
     const due = [...this.leased.values()].filter((leased) => nowMs > leased.earliestExpiryMs + this.options.expiryMarginMs);
-    for (const { keyId, window } of due) {
-      await this.serially(keyId, window, async () => {
-        const current = await this.options.ledger.read(keyId, window);
-        if (current === null) {
-          this.leased.delete(`${keyId}/${window}`);
-          return;
-        }
-        const account = await this.options.ledger.update(keyId, window, () => current, (latest) => {
-          const next = expireLeases(latest, nowMs, this.options.expiryMarginMs);
-          if (next !== latest) expired++;
-          return next;
-        });
-        this.observe({ keyId, window, account });
-      });
+    // A few batches' worth at a time: the writer's queue stays small however many are due.
+    for (let i = 0; i < due.length; i += SWEEP_CHUNK) {
+      await Promise.all(due.slice(i, i + SWEEP_CHUNK).map(async ({ keyId, window }) => {
+        let changed = false;
+        const account = await this.writer.write({
+          keyId,
+          window,
+          initial: null,
+          change: (latest) => {
+            const next = expireLeases(latest, nowMs, this.options.expiryMarginMs);
+            changed = next !== latest;
+            return next;
+          },
+        }, 'routine');
+        if (account === null) this.leased.delete(`${keyId}/${window}`);
+        else this.observe({ keyId, window, account });
+        if (changed) expired++;
+      }));
     }
     if (expired > 0) this.options.logger.warn({ accounts: expired }, 'expired the leases of silent data planes; their unreported grants are at risk');
     return expired;
@@ -153,19 +170,6 @@ export class LeaseService {
   /** Spend summary of a key across its windows: what the operator API shows. */
   async accounts(keyId: string): Promise<StoredAccount[]> {
     return this.options.ledger.listForKey(keyId);
-  }
-
-  /** One change at a time per account on this replica: fewer CAS conflicts, messages applied in order. */
-  private serially<T>(keyId: string, window: string, work: () => Promise<T>): Promise<T> {
-    const id = `${keyId}/${window}`;
-    const previous = this.queues.get(id) ?? Promise.resolve();
-    const next = previous.then(work, work);
-    const settled = next.catch(() => undefined);
-    this.queues.set(id, settled);
-    void settled.then(() => {
-      if (this.queues.get(id) === settled) this.queues.delete(id);
-    });
-    return next;
   }
 }
 

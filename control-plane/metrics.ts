@@ -15,6 +15,8 @@ export interface ControlPlaneMetrics {
   readonly auditRecordsFlagged: Counter;
   readonly auditLinesQuarantined: Counter;
   readonly auditLag: Histogram;
+  /** The ledger's own counts, read when /metrics is scraped. */
+  countLedger(read: () => { readonly requests: number; readonly batches: number }): void;
 }
 
 export function createControlPlaneMetrics(): ControlPlaneMetrics {
@@ -44,5 +46,25 @@ export function createControlPlaneMetrics(): ControlPlaneMetrics {
       buckets: [0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
       registers: [registry],
     }),
+    countLedger(read) {
+      new Counter({
+        name: 'keybrake_ledger_etcd_requests_total',
+        help: 'Requests (reads and transactions) the budget ledger sent etcd: lease grants, usage reports, sweeps',
+        registers: [registry],
+        collect() {
+          this.reset();
+          this.inc(read().requests);
+        },
+      });
+      new Counter({
+        name: 'keybrake_ledger_batches_total',
+        help: 'Batches of budget-account changes written (up to 100 accounts, each under its own compare, per read and write)',
+        registers: [registry],
+        collect() {
+          this.reset();
+          this.inc(read().batches);
+        },
+      });
+    },
   };
 }

@@ -73,6 +73,11 @@ const SHORT_MEMORY_MS = 250;
 export class LeaseBook {
   private readonly accounts = new Map<string, AccountState>();
   private seq = 0;
+  /**
+   * Epochs are never reused within an incarnation, even by an account given back and used again:
+   * a late answer about a lease that was closed must not count towards its successor.
+   */
+  private nextEpoch = 1;
   private nextReservationId = 1;
   private readonly targetPeriodMs: number;
   private readonly lowWatermark: number;
@@ -192,7 +197,15 @@ export class LeaseBook {
         this.accounts.delete(accountId(state.ref));
         continue;
       }
-      if (state.inFlight.size === 0 && (state.deadlineMs - nowMs < this.ttlMs / 3 || state.spentMicros + state.reservedMicros > state.grantedMicros)) {
+      const overspent = state.spentMicros + state.reservedMicros > state.grantedMicros;
+      if (state.inFlight.size === 0 && !overspent && state.deadlineMs - nowMs < this.ttlMs / 3 && state.reservedMicros === 0 && nowMs - state.lastActivityMs >= this.ttlMs / 2) {
+        // Due for extension but unused lately (a foreach branch's key after its call): give it
+        // back instead, one write now rather than one per extension until the idle return.
+        outgoing.push(this.report(state, nowMs, { keep: null, close: true }));
+        this.accounts.delete(accountId(state.ref));
+        continue;
+      }
+      if (state.inFlight.size === 0 && (state.deadlineMs - nowMs < this.ttlMs / 3 || overspent)) {
         // Extend before the deadline; or a vendor moved more than its call reserved (an answer
         // showed it) and the grant must grow to cover it, or the ledger would not count it.
         outgoing.push(this.leaseRequest(state, 0, nowMs));
@@ -276,7 +289,7 @@ export class LeaseBook {
     const oldLease = this.leaseId(state);
     const spent = state.spentMicros;
     const quiet = state.reservedMicros === 0;
-    state.epoch++;
+    state.epoch = this.nextEpoch++;
     state.grantedMicros = 0;
     state.spentMicros = 0;
     state.reservedMicros = 0;
@@ -308,7 +321,7 @@ export class LeaseBook {
     if (state === undefined) {
       state = {
         ref: { keyId: ref.keyId, window: ref.window },
-        epoch: 1,
+        epoch: this.nextEpoch++,
         grantedMicros: 0,
         spentMicros: 0,
         reservedMicros: 0,

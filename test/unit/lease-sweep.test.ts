@@ -27,7 +27,7 @@ class CountingLedger extends MemoryBudgetLedger {
 
 describe('LeaseService.sweep', () => {
   it('reads the whole ledger only now and then, and still expires a silent holder on time', async () => {
-    const ledger = new CountingLedger(20);
+    const ledger = new CountingLedger({ pageSize: 20 });
     let now = 1_000_000;
     const service = new LeaseService({ ledger, keyPolicy: policy, ttlMs: 3000, expiryMarginMs: 1000, logger: silentLogger, now: () => now, fullSweepIntervalMs: 600_000 });
     // Many idle accounts (the ledger of yesterday's keys), and one lease granted through this service.
@@ -52,7 +52,7 @@ describe('LeaseService.sweep', () => {
   });
 
   it('finds a lease on any page of the full read', async () => {
-    const ledger = new CountingLedger(7);
+    const ledger = new CountingLedger({ pageSize: 7 });
     let now = 1_000_000;
     const service = new LeaseService({ ledger, keyPolicy: policy, ttlMs: 3000, expiryMarginMs: 1000, logger: silentLogger, now: () => now });
     for (let i = 0; i < 30; i++) await ledger.update(`vk_idle${String(i).padStart(2, '0')}`, 'life', () => ({ capMicros: 1, settledMicros: 1, atRiskMicros: 0, leases: {}, reclaimSeq: 0 }), (a) => ({ ...a }));

@@ -75,7 +75,7 @@ describe('accountsToRemove (a page of accounts)', () => {
 
 describe('MemoryBudgetLedger.removeIdle', () => {
   it('removes an account at the revision it was read at, and one changed since only while it holds no lease', async () => {
-    const ledger = new MemoryBudgetLedger(2);
+    const ledger = new MemoryBudgetLedger({ pageSize: 2 });
     for (const id of ['a', 'b', 'c']) await ledger.update(id, 'life', () => emptyAccount(100), (x) => ({ ...x, settledMicros: 1 }));
     const pages: VersionedAccount[][] = [];
     await ledger.walkAccounts((page) => void pages.push([...page]));
