@@ -8,7 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { Metadata, status, type ServerDuplexStream } from '@grpc/grpc-js';
 
 import type { Logger } from '../core/logger.js';
-import type { ConnectRequest, ConnectResponse, DataPlaneServiceServer, KeyLookupResult } from '../gen/keybrake/v1/dataplane.js';
+import type { ConnectRequest, ConnectResponse, DataPlaneServiceServer, KeyLookupResult, LeaseGrant, LeaseRequest, UsageReport } from '../gen/keybrake/v1/dataplane.js';
 import type { KeyPolicies } from './key-policies.js';
 import { constantTimeEqual } from './crypto.js';
 import type { AuditStore } from './audit-store.js';
@@ -42,6 +42,8 @@ const SETTLES_INTENTS = /^POST \/v1\/payment_intents\/[^/]+\/(?:confirm|capture)
 /** Hashes one lookup may carry; a data plane sends more in several. */
 export const MAX_LOOKUP_HASHES = 1000;
 const INCARNATION = /^[0-9a-f]{1,64}$/;
+/** Lease requests and usage reports one LeaseBatch may carry. */
+export const MAX_LEASE_BATCH = 10_000;
 
 /** The data planes connected to this replica, by id. */
 export class DataPlaneStreams {
@@ -93,6 +95,43 @@ export function createDataPlaneService(options: DataPlaneServiceOptions): DataPl
         unregister = null;
         if (heartbeat !== null) clearInterval(heartbeat);
         heartbeat = null;
+      };
+
+      // Grants answered in the same turn go down as one LeaseGrants message to a data plane that reads them.
+      let grantsInBatches = false;
+      let grantsToSend: LeaseGrant[] = [];
+      const sendGrant = (grant: LeaseGrant) => {
+        if (!grantsInBatches) {
+          send({ leaseGrant: grant });
+          return;
+        }
+        grantsToSend.push(grant);
+        if (grantsToSend.length > 1) return;
+        setImmediate(() => {
+          const grants = grantsToSend;
+          grantsToSend = [];
+          if (unsubscribe !== null) send({ leaseGrants: { grants } });
+        });
+      };
+      const answerLease = (leaseRequest: LeaseRequest) => {
+        options.leases.handleLeaseRequest(dataplaneId, leaseRequest).then(
+          (grant) => {
+            options.metrics.leaseRequests.inc({ result: grant.refused !== '' ? 'refused' : grant.short ? 'short' : 'granted' });
+            sendGrant(grant);
+          },
+          (error: unknown) => {
+            options.metrics.leaseRequests.inc({ result: 'failed' });
+            logger.warn({ err: error instanceof Error ? error.message : String(error), dataplane_id: dataplaneId }, 'lease request failed');
+            // Answer at once, so the waiting call fails closed now rather than at its timeout.
+            const { keyId, window, leaseId, seq } = leaseRequest;
+            sendGrant({ keyId, window, leaseId, seq, grantedTotalMicros: 0, ttlMs: 0, short: false, refused: 'ledger_unavailable', windowEndsAtUnixMs: 0 });
+          },
+        );
+      };
+      const settleUsage = (report: UsageReport) => {
+        options.leases.handleUsageReport(report).then(() => options.metrics.usageReports.inc()).catch((error: unknown) =>
+          logger.warn({ err: error instanceof Error ? error.message : String(error), dataplane_id: dataplaneId }, 'usage report failed; the next one carries the same totals'),
+        );
       };
 
       /** Policies for the hashes a data plane asks about, and what was priced for them. */
@@ -169,19 +208,19 @@ export function createDataPlaneService(options: DataPlaneServiceOptions): DataPl
           return;
         }
         if (request.leaseRequest !== undefined && unsubscribe !== null) {
-          options.leases.handleLeaseRequest(dataplaneId, request.leaseRequest).then(
-            (grant) => {
-              options.metrics.leaseRequests.inc({ result: grant.refused !== '' ? 'refused' : grant.short ? 'short' : 'granted' });
-              send({ leaseGrant: grant });
-            },
-            (error: unknown) => {
-              options.metrics.leaseRequests.inc({ result: 'failed' });
-              logger.warn({ err: error instanceof Error ? error.message : String(error), dataplane_id: dataplaneId }, 'lease request failed');
-              // Answer at once, so the waiting call fails closed now rather than at its timeout.
-              const { keyId, window, leaseId, seq } = request.leaseRequest!;
-              send({ leaseGrant: { keyId, window, leaseId, seq, grantedTotalMicros: 0, ttlMs: 0, short: false, refused: 'ledger_unavailable', windowEndsAtUnixMs: 0 } });
-            },
-          );
+          answerLease(request.leaseRequest);
+          return;
+        }
+        if (request.leaseBatch !== undefined && unsubscribe !== null) {
+          const { messages } = request.leaseBatch;
+          if (messages.length > MAX_LEASE_BATCH) {
+            call.emit('error', { code: status.INVALID_ARGUMENT, details: `lease_batch: at most ${MAX_LEASE_BATCH} messages, got ${messages.length}`, metadata: new Metadata() });
+            return;
+          }
+          for (const message of messages) {
+            if (message.request !== undefined) answerLease(message.request);
+            else if (message.report !== undefined) settleUsage(message.report);
+          }
           return;
         }
         if (request.keyLookup !== undefined && unsubscribe !== null) {
@@ -195,9 +234,7 @@ export function createDataPlaneService(options: DataPlaneServiceOptions): DataPl
           return;
         }
         if (request.usageReport !== undefined && unsubscribe !== null) {
-          options.leases.handleUsageReport(request.usageReport).then(() => options.metrics.usageReports.inc()).catch((error: unknown) =>
-            logger.warn({ err: error instanceof Error ? error.message : String(error), dataplane_id: dataplaneId }, 'usage report failed; the next one carries the same totals'),
-          );
+          settleUsage(request.usageReport);
           return;
         }
         if (request.hello === undefined || unsubscribe !== null) return;
@@ -208,6 +245,7 @@ export function createDataPlaneService(options: DataPlaneServiceOptions): DataPl
         }
         dataplaneId = request.hello.dataplaneId;
         const incarnation = request.hello.incarnation;
+        grantsInBatches = request.hello.leaseBatches;
         unregister = options.streams.add(dataplaneId, send);
         options.metrics.dataPlaneStreams.inc();
         const unregisterStream = unregister;
@@ -216,7 +254,7 @@ export function createDataPlaneService(options: DataPlaneServiceOptions): DataPl
           options.metrics.dataPlaneStreams.dec();
         };
         logger.info({ dataplane_id: dataplaneId, incarnation }, 'data plane connected');
-        send({ welcome: { controlplaneId, keyHashPepper: options.pepper, heartbeatIntervalMs } });
+        send({ welcome: { controlplaneId, keyHashPepper: options.pepper, heartbeatIntervalMs, leaseBatches: true } });
         // Snapshot and subscription in the same tick: no change falls between them. Keys are not
         // in it: the data plane looks up each key it is presented (and again, on a new stream,
         // each key it holds), which also brings the intents priced for it.

@@ -9,7 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { credentials, Metadata, type ClientDuplexStream } from '@grpc/grpc-js';
 
 import type { Logger } from '../core/logger.js';
-import { DataPlaneServiceClient, type AuditAck, type ConnectRequest, type ConnectResponse, type LeaseGrant, type PricedIntent, type ReclaimRequest } from '../gen/keybrake/v1/dataplane.js';
+import { DataPlaneServiceClient, type AuditAck, type ConnectRequest, type ConnectResponse, type LeaseGrant, type LeaseMessage, type PricedIntent, type ReclaimRequest } from '../gen/keybrake/v1/dataplane.js';
 import type { PolicyCache } from './policy-cache.js';
 
 export interface ControlPlaneLinkOptions {
@@ -31,6 +31,8 @@ export interface ControlPlaneLinkOptions {
 
 const MIN_BACKOFF_MS = 100;
 const MAX_BACKOFF_MS = 2000;
+/** As the control plane reads them (MAX_LEASE_BATCH there). */
+const MAX_LEASE_BATCH = 10_000;
 
 export class ControlPlaneLink {
   readonly incarnation = randomBytes(8).toString('hex');
@@ -76,12 +78,36 @@ export class ControlPlaneLink {
     });
   }
 
-  /** Sends on the current stream; false when there is none that has synced. */
+  /**
+   * Sends on the current stream; false when there is none that has synced. Lease requests and
+   * usage reports made in the same turn go as one LeaseBatch when the control plane reads them.
+   */
   send(messages: readonly ConnectRequest[]): boolean {
     const stream = this.stream;
     if (stream === null || !this.synced) return false;
-    for (const message of messages) stream.write(message);
+    for (const message of messages) {
+      if (!this.leaseBatches) stream.write(message);
+      else if (message.leaseRequest !== undefined) this.queueLeaseMessage(stream, { request: message.leaseRequest });
+      else if (message.usageReport !== undefined) this.queueLeaseMessage(stream, { report: message.usageReport });
+      else stream.write(message);
+    }
     return true;
+  }
+
+  /** The control plane's Welcome said it reads LeaseBatch. */
+  private leaseBatches = false;
+  private leaseOutbox: LeaseMessage[] = [];
+
+  private queueLeaseMessage(stream: ClientDuplexStream<ConnectRequest, ConnectResponse>, message: LeaseMessage): void {
+    this.leaseOutbox.push(message);
+    if (this.leaseOutbox.length > 1) return;
+    setImmediate(() => {
+      const messages = this.leaseOutbox;
+      this.leaseOutbox = [];
+      // A stream that broke meanwhile takes them with it, as it would have written ones: the lease book asks again.
+      if (this.stream !== stream) return;
+      for (let i = 0; i < messages.length; i += MAX_LEASE_BATCH) stream.write({ leaseBatch: { messages: messages.slice(i, i + MAX_LEASE_BATCH) } });
+    });
   }
 
   /** Sends what must go out before stopping (lease returns), then stops. */
@@ -124,7 +150,7 @@ export class ControlPlaneLink {
     };
     stream.on('error', (error: Error) => broken(error.message));
     stream.on('end', () => broken('stream ended'));
-    stream.write({ hello: { dataplaneId: this.options.dataplaneId, incarnation: this.incarnation } });
+    stream.write({ hello: { dataplaneId: this.options.dataplaneId, incarnation: this.incarnation, leaseBatches: true } });
   }
 
   private receive(message: ConnectResponse, address: string): void {
@@ -133,6 +159,7 @@ export class ControlPlaneLink {
     this.lastReceivedMs = now;
     if (message.welcome !== undefined) {
       if (message.welcome.heartbeatIntervalMs > 0) this.heartbeatIntervalMs = message.welcome.heartbeatIntervalMs;
+      this.leaseBatches = message.welcome.leaseBatches;
       cache.welcome(message.welcome.keyHashPepper, now);
     } else if (message.snapshot !== undefined) {
       cache.applySnapshot(message.snapshot, now);
@@ -159,6 +186,9 @@ export class ControlPlaneLink {
     } else if (message.leaseGrant !== undefined) {
       cache.heard(now);
       this.options.onLeaseGrant?.(message.leaseGrant);
+    } else if (message.leaseGrants !== undefined) {
+      cache.heard(now);
+      for (const grant of message.leaseGrants.grants) this.options.onLeaseGrant?.(grant);
     } else if (message.reclaim !== undefined) {
       cache.heard(now);
       this.options.onReclaim?.(message.reclaim);

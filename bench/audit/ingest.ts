@@ -140,7 +140,7 @@ export async function connectFeeder(options: {
         clearTimeout(timer);
         reject(error);
       };
-      stream.write({ hello: { dataplaneId: options.dataplaneId, incarnation: options.incarnation } });
+      stream.write({ hello: { dataplaneId: options.dataplaneId, incarnation: options.incarnation, leaseBatches: false } });
     });
   } catch (error) {
     close();

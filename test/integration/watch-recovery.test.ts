@@ -205,7 +205,7 @@ function connectFakeHolder(planes: Planes, dataplaneId: string, incarnation: str
   const messages: ConnectResponse[] = [];
   stream.on('data', (message: ConnectResponse) => messages.push(message));
   stream.on('error', () => {});
-  stream.write({ hello: { dataplaneId, incarnation } });
+  stream.write({ hello: { dataplaneId, incarnation, leaseBatches: false } });
   return {
     messages,
     send: (request) => stream.write(request),

@@ -28,6 +28,26 @@ export interface ConnectRequest {
   usageReport?: UsageReport | undefined;
   auditBatch?: AuditBatch | undefined;
   keyLookup?: KeyLookup | undefined;
+  leaseBatch?: LeaseBatch | undefined;
+}
+
+/**
+ * LeaseBatch carries the lease requests and usage reports a data plane has to send at one
+ * moment (a foreach's first wave: thousands of first leases), in the order they were made.
+ * Sent only to a control plane whose Welcome set lease_batches; at most 10,000 entries.
+ */
+export interface LeaseBatch {
+  messages: LeaseMessage[];
+}
+
+export interface LeaseMessage {
+  request?: LeaseRequest | undefined;
+  report?: UsageReport | undefined;
+}
+
+/** LeaseGrants answers the lease requests of LeaseBatch messages, as many as were answered together. */
+export interface LeaseGrants {
+  grants: LeaseGrant[];
 }
 
 /**
@@ -57,6 +77,8 @@ export interface Hello {
   dataplaneId: string;
   /** Random per process start, so a restarted data plane is told apart from its past self. */
   incarnation: string;
+  /** This data plane reads LeaseGrants (it sends LeaseBatch once a Welcome says lease_batches). */
+  leaseBatches: boolean;
 }
 
 export interface ConnectResponse {
@@ -71,6 +93,7 @@ export interface ConnectResponse {
   auditAck?: AuditAck | undefined;
   pricedIntents?: PricedIntents | undefined;
   keyLookupResult?: KeyLookupResult | undefined;
+  leaseGrants?: LeaseGrants | undefined;
 }
 
 export interface Welcome {
@@ -82,6 +105,8 @@ export interface Welcome {
   keyHashPepper: Buffer;
   /** How often heartbeats come when nothing else does. */
   heartbeatIntervalMs: number;
+  /** This control plane reads LeaseBatch (and answers a data plane whose Hello set lease_batches with LeaseGrants). */
+  leaseBatches: boolean;
 }
 
 /** KeyPolicy is what a data plane needs to enforce one vault key. */
@@ -274,6 +299,7 @@ function createBaseConnectRequest(): ConnectRequest {
     usageReport: undefined,
     auditBatch: undefined,
     keyLookup: undefined,
+    leaseBatch: undefined,
   };
 }
 
@@ -293,6 +319,9 @@ export const ConnectRequest: MessageFns<ConnectRequest> = {
     }
     if (message.keyLookup !== undefined) {
       KeyLookup.encode(message.keyLookup, writer.uint32(42).fork()).join();
+    }
+    if (message.leaseBatch !== undefined) {
+      LeaseBatch.encode(message.leaseBatch, writer.uint32(50).fork()).join();
     }
     return writer;
   },
@@ -350,6 +379,14 @@ export const ConnectRequest: MessageFns<ConnectRequest> = {
             message.keyLookup = KeyLookup.decode(reader, reader.uint32());
             continue;
           }
+          case 6: {
+            if (tag !== 50) {
+              break;
+            }
+
+            message.leaseBatch = LeaseBatch.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -385,6 +422,11 @@ export const ConnectRequest: MessageFns<ConnectRequest> = {
         : isSet(object.key_lookup)
         ? KeyLookup.fromJSON(object.key_lookup)
         : undefined,
+      leaseBatch: isSet(object.leaseBatch)
+        ? LeaseBatch.fromJSON(object.leaseBatch)
+        : isSet(object.lease_batch)
+        ? LeaseBatch.fromJSON(object.lease_batch)
+        : undefined,
     };
   },
 
@@ -404,6 +446,9 @@ export const ConnectRequest: MessageFns<ConnectRequest> = {
     }
     if (message.keyLookup !== undefined) {
       obj.keyLookup = KeyLookup.toJSON(message.keyLookup);
+    }
+    if (message.leaseBatch !== undefined) {
+      obj.leaseBatch = LeaseBatch.toJSON(message.leaseBatch);
     }
     return obj;
   },
@@ -426,6 +471,238 @@ export const ConnectRequest: MessageFns<ConnectRequest> = {
     message.keyLookup = (object.keyLookup !== undefined && object.keyLookup !== null)
       ? KeyLookup.fromPartial(object.keyLookup)
       : undefined;
+    message.leaseBatch = (object.leaseBatch !== undefined && object.leaseBatch !== null)
+      ? LeaseBatch.fromPartial(object.leaseBatch)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseLeaseBatch(): LeaseBatch {
+  return { messages: [] };
+}
+
+export const LeaseBatch: MessageFns<LeaseBatch> = {
+  encode(message: LeaseBatch, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.messages) {
+      LeaseMessage.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): LeaseBatch {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseLeaseBatch();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.messages.push(LeaseMessage.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): LeaseBatch {
+    return {
+      messages: globalThis.Array.isArray(object?.messages)
+        ? object.messages.map((e: any) => LeaseMessage.fromJSON(e))
+        : [],
+    };
+  },
+
+  toJSON(message: LeaseBatch): unknown {
+    const obj: any = {};
+    if (message.messages?.length) {
+      obj.messages = message.messages.map((e) => LeaseMessage.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<LeaseBatch>, I>>(base?: I): LeaseBatch {
+    return LeaseBatch.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<LeaseBatch>, I>>(object: I): LeaseBatch {
+    const message = createBaseLeaseBatch();
+    message.messages = object.messages?.map((e) => LeaseMessage.fromPartial(e)) || [];
+    return message;
+  },
+};
+
+function createBaseLeaseMessage(): LeaseMessage {
+  return { request: undefined, report: undefined };
+}
+
+export const LeaseMessage: MessageFns<LeaseMessage> = {
+  encode(message: LeaseMessage, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.request !== undefined) {
+      LeaseRequest.encode(message.request, writer.uint32(10).fork()).join();
+    }
+    if (message.report !== undefined) {
+      UsageReport.encode(message.report, writer.uint32(18).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): LeaseMessage {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseLeaseMessage();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.request = LeaseRequest.decode(reader, reader.uint32());
+            continue;
+          }
+          case 2: {
+            if (tag !== 18) {
+              break;
+            }
+
+            message.report = UsageReport.decode(reader, reader.uint32());
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): LeaseMessage {
+    return {
+      request: isSet(object.request) ? LeaseRequest.fromJSON(object.request) : undefined,
+      report: isSet(object.report) ? UsageReport.fromJSON(object.report) : undefined,
+    };
+  },
+
+  toJSON(message: LeaseMessage): unknown {
+    const obj: any = {};
+    if (message.request !== undefined) {
+      obj.request = LeaseRequest.toJSON(message.request);
+    }
+    if (message.report !== undefined) {
+      obj.report = UsageReport.toJSON(message.report);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<LeaseMessage>, I>>(base?: I): LeaseMessage {
+    return LeaseMessage.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<LeaseMessage>, I>>(object: I): LeaseMessage {
+    const message = createBaseLeaseMessage();
+    message.request = (object.request !== undefined && object.request !== null)
+      ? LeaseRequest.fromPartial(object.request)
+      : undefined;
+    message.report = (object.report !== undefined && object.report !== null)
+      ? UsageReport.fromPartial(object.report)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseLeaseGrants(): LeaseGrants {
+  return { grants: [] };
+}
+
+export const LeaseGrants: MessageFns<LeaseGrants> = {
+  encode(message: LeaseGrants, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    for (const v of message.grants) {
+      LeaseGrant.encode(v!, writer.uint32(10).fork()).join();
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): LeaseGrants {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseLeaseGrants();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.grants.push(LeaseGrant.decode(reader, reader.uint32()));
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): LeaseGrants {
+    return {
+      grants: globalThis.Array.isArray(object?.grants) ? object.grants.map((e: any) => LeaseGrant.fromJSON(e)) : [],
+    };
+  },
+
+  toJSON(message: LeaseGrants): unknown {
+    const obj: any = {};
+    if (message.grants?.length) {
+      obj.grants = message.grants.map((e) => LeaseGrant.toJSON(e));
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<LeaseGrants>, I>>(base?: I): LeaseGrants {
+    return LeaseGrants.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<LeaseGrants>, I>>(object: I): LeaseGrants {
+    const message = createBaseLeaseGrants();
+    message.grants = object.grants?.map((e) => LeaseGrant.fromPartial(e)) || [];
     return message;
   },
 };
@@ -633,7 +910,7 @@ export const KeyLookupResult: MessageFns<KeyLookupResult> = {
 };
 
 function createBaseHello(): Hello {
-  return { dataplaneId: "", incarnation: "" };
+  return { dataplaneId: "", incarnation: "", leaseBatches: false };
 }
 
 export const Hello: MessageFns<Hello> = {
@@ -643,6 +920,9 @@ export const Hello: MessageFns<Hello> = {
     }
     if (message.incarnation !== "") {
       writer.uint32(18).string(message.incarnation);
+    }
+    if (message.leaseBatches !== false) {
+      writer.uint32(24).bool(message.leaseBatches);
     }
     return writer;
   },
@@ -676,6 +956,14 @@ export const Hello: MessageFns<Hello> = {
             message.incarnation = reader.string();
             continue;
           }
+          case 3: {
+            if (tag !== 24) {
+              break;
+            }
+
+            message.leaseBatches = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -696,6 +984,11 @@ export const Hello: MessageFns<Hello> = {
         ? globalThis.String(object.dataplane_id)
         : "",
       incarnation: isSet(object.incarnation) ? globalThis.String(object.incarnation) : "",
+      leaseBatches: isSet(object.leaseBatches)
+        ? globalThis.Boolean(object.leaseBatches)
+        : isSet(object.lease_batches)
+        ? globalThis.Boolean(object.lease_batches)
+        : false,
     };
   },
 
@@ -707,6 +1000,9 @@ export const Hello: MessageFns<Hello> = {
     if (message.incarnation !== "") {
       obj.incarnation = message.incarnation;
     }
+    if (message.leaseBatches !== false) {
+      obj.leaseBatches = message.leaseBatches;
+    }
     return obj;
   },
 
@@ -717,6 +1013,7 @@ export const Hello: MessageFns<Hello> = {
     const message = createBaseHello();
     message.dataplaneId = object.dataplaneId ?? "";
     message.incarnation = object.incarnation ?? "";
+    message.leaseBatches = object.leaseBatches ?? false;
     return message;
   },
 };
@@ -734,6 +1031,7 @@ function createBaseConnectResponse(): ConnectResponse {
     auditAck: undefined,
     pricedIntents: undefined,
     keyLookupResult: undefined,
+    leaseGrants: undefined,
   };
 }
 
@@ -771,6 +1069,9 @@ export const ConnectResponse: MessageFns<ConnectResponse> = {
     }
     if (message.keyLookupResult !== undefined) {
       KeyLookupResult.encode(message.keyLookupResult, writer.uint32(90).fork()).join();
+    }
+    if (message.leaseGrants !== undefined) {
+      LeaseGrants.encode(message.leaseGrants, writer.uint32(98).fork()).join();
     }
     return writer;
   },
@@ -876,6 +1177,14 @@ export const ConnectResponse: MessageFns<ConnectResponse> = {
             message.keyLookupResult = KeyLookupResult.decode(reader, reader.uint32());
             continue;
           }
+          case 12: {
+            if (tag !== 98) {
+              break;
+            }
+
+            message.leaseGrants = LeaseGrants.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -929,6 +1238,11 @@ export const ConnectResponse: MessageFns<ConnectResponse> = {
         : isSet(object.key_lookup_result)
         ? KeyLookupResult.fromJSON(object.key_lookup_result)
         : undefined,
+      leaseGrants: isSet(object.leaseGrants)
+        ? LeaseGrants.fromJSON(object.leaseGrants)
+        : isSet(object.lease_grants)
+        ? LeaseGrants.fromJSON(object.lease_grants)
+        : undefined,
     };
   },
 
@@ -966,6 +1280,9 @@ export const ConnectResponse: MessageFns<ConnectResponse> = {
     }
     if (message.keyLookupResult !== undefined) {
       obj.keyLookupResult = KeyLookupResult.toJSON(message.keyLookupResult);
+    }
+    if (message.leaseGrants !== undefined) {
+      obj.leaseGrants = LeaseGrants.toJSON(message.leaseGrants);
     }
     return obj;
   },
@@ -1008,12 +1325,15 @@ export const ConnectResponse: MessageFns<ConnectResponse> = {
     message.keyLookupResult = (object.keyLookupResult !== undefined && object.keyLookupResult !== null)
       ? KeyLookupResult.fromPartial(object.keyLookupResult)
       : undefined;
+    message.leaseGrants = (object.leaseGrants !== undefined && object.leaseGrants !== null)
+      ? LeaseGrants.fromPartial(object.leaseGrants)
+      : undefined;
     return message;
   },
 };
 
 function createBaseWelcome(): Welcome {
-  return { controlplaneId: "", keyHashPepper: Buffer.alloc(0), heartbeatIntervalMs: 0 };
+  return { controlplaneId: "", keyHashPepper: Buffer.alloc(0), heartbeatIntervalMs: 0, leaseBatches: false };
 }
 
 export const Welcome: MessageFns<Welcome> = {
@@ -1026,6 +1346,9 @@ export const Welcome: MessageFns<Welcome> = {
     }
     if (message.heartbeatIntervalMs !== 0) {
       writer.uint32(24).int64(message.heartbeatIntervalMs);
+    }
+    if (message.leaseBatches !== false) {
+      writer.uint32(32).bool(message.leaseBatches);
     }
     return writer;
   },
@@ -1067,6 +1390,14 @@ export const Welcome: MessageFns<Welcome> = {
             message.heartbeatIntervalMs = longToNumber(reader.int64());
             continue;
           }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.leaseBatches = reader.bool();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -1096,6 +1427,11 @@ export const Welcome: MessageFns<Welcome> = {
         : isSet(object.heartbeat_interval_ms)
         ? globalThis.Number(object.heartbeat_interval_ms)
         : 0,
+      leaseBatches: isSet(object.leaseBatches)
+        ? globalThis.Boolean(object.leaseBatches)
+        : isSet(object.lease_batches)
+        ? globalThis.Boolean(object.lease_batches)
+        : false,
     };
   },
 
@@ -1110,6 +1446,9 @@ export const Welcome: MessageFns<Welcome> = {
     if (message.heartbeatIntervalMs !== 0) {
       obj.heartbeatIntervalMs = Math.round(message.heartbeatIntervalMs);
     }
+    if (message.leaseBatches !== false) {
+      obj.leaseBatches = message.leaseBatches;
+    }
     return obj;
   },
 
@@ -1121,6 +1460,7 @@ export const Welcome: MessageFns<Welcome> = {
     message.controlplaneId = object.controlplaneId ?? "";
     message.keyHashPepper = object.keyHashPepper ?? Buffer.alloc(0);
     message.heartbeatIntervalMs = object.heartbeatIntervalMs ?? 0;
+    message.leaseBatches = object.leaseBatches ?? false;
     return message;
   },
 };
