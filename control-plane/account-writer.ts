@@ -130,10 +130,12 @@ export class AccountWriter {
 function composed(queued: readonly Queued[]): AccountUpdate {
   const first = queued[0]!.update;
   const initial = queued.find((q) => q.update.initial !== null)?.update.initial ?? null;
+  const keyRevision = queued.find((q) => q.update.keyRevision !== undefined)?.update.keyRevision;
   return {
     keyId: first.keyId,
     window: first.window,
     initial,
+    ...(keyRevision === undefined ? {} : { keyRevision }),
     change: (account) => {
       let current = account;
       for (const q of queued) {

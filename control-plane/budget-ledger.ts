@@ -4,6 +4,7 @@
  */
 import { Etcd3, type IOperation, type Namespace, type Watcher } from 'etcd3';
 
+import { GenerationalMap } from '../core/generational-map.js';
 import { OperatorError } from '../core/operator-error.js';
 import { guard } from './etcd-guard.js';
 import { collectPrefix, DEFAULT_ETCD_PAGE_SIZE, visitPrefix } from './etcd-pages.js';
@@ -41,6 +42,11 @@ export interface AccountUpdate {
   readonly window: string;
   readonly initial: (() => BudgetAccount) | null;
   readonly change: (account: BudgetAccount) => BudgetAccount;
+  /**
+   * The revision the key's record was read at, when known. A ledger that has watched every
+   * account write since before it knows the key's accounts: one it has not seen is absent.
+   */
+  readonly keyRevision?: number;
 }
 
 /** What became of one update of a batch: the account as written (null: absent, left so), or why not. */
@@ -79,6 +85,14 @@ export interface BudgetLedger {
 }
 
 const CAS_ATTEMPTS = 32;
+/** An account as known without reading it: its value and the revision it was written at (absent: null, 0). */
+interface KnownAccount {
+  readonly account: BudgetAccount | null;
+  readonly revision: number;
+}
+const ABSENT: KnownAccount = { account: null, revision: 0 };
+/** Accounts remembered per generation (two generations): about 300 B each. */
+const KNOWN_ACCOUNTS = 50_000;
 /** Rounds a batch is read and written together before what still conflicts goes one account at a time. */
 const BATCH_ROUNDS = 3;
 const PREFIX = 'ledger/';
@@ -107,6 +121,14 @@ export class EtcdBudgetLedger implements BudgetLedger {
   writes = 0;
   /** Requests (reads, transactions) this ledger has sent etcd: keybrake_ledger_etcd_requests_total. */
   requests = 0;
+  /**
+   * Accounts as this replica last saw them (its own writes, the watch, its reads), with the
+   * revision they were written at: a batch writes them under a compare on that revision without
+   * reading them first. Stale entries cost a failed compare and a read, never a wrong write.
+   */
+  private readonly known = new GenerationalMap<KnownAccount>(KNOWN_ACCOUNTS);
+  /** The watch has seen every account write after this revision; 0 while not watching. */
+  private watchedSince = 0;
 
   constructor(endpoints: readonly string[], prefix: string, options: EtcdBudgetLedgerOptions = {}) {
     this.client = new Etcd3({ hosts: [...endpoints], dialTimeout: 3000 });
@@ -146,19 +168,32 @@ export class EtcdBudgetLedger implements BudgetLedger {
     let readAt = new Map<number, number>();
     const alone: number[] = [];
     for (let round = 0; round < BATCH_ROUNDS && pending.length > 0; round++) {
-      const reads = await this.batch(pending.map((i) => this.ns.get(path(updates[i]!.keyId, updates[i]!.window))));
+      // First round: what this replica already knows (its own writes, the watch) is not read
+      // again; the compare below says whether it is still so.
+      const state = new Map<number, KnownAccount>();
+      if (round === 0) {
+        for (const index of pending) {
+          const known = this.knownState(updates[index]!);
+          if (known !== undefined) state.set(index, known);
+        }
+      }
+      const toRead = pending.filter((index) => !state.has(index));
+      const reads = await this.batch(toRead.map((i) => this.ns.get(path(updates[i]!.keyId, updates[i]!.window))));
+      toRead.forEach((index, j) => {
+        const kv = reads[j]?.response_range?.kvs[0];
+        state.set(index, kv === undefined ? ABSENT : this.remember(path(updates[index]!.keyId, updates[index]!.window), JSON.parse(kv.value.toString('utf8')) as BudgetAccount, Number(kv.mod_revision)));
+      });
       const planned: { index: number; key: string; revision: number; next: BudgetAccount }[] = [];
       const nextReadAt = new Map<number, number>();
-      pending.forEach((index, j) => {
+      pending.forEach((index) => {
         const update = updates[index]!;
-        const kv = reads[j]?.response_range?.kvs[0];
-        const revision = kv === undefined ? 0 : Number(kv.mod_revision);
+        const { account: stored, revision } = state.get(index)!;
         if (round > 0 && readAt.get(index) !== revision) {
           alone.push(index);
           return;
         }
         nextReadAt.set(index, revision);
-        const outcome = applyUpdate(update, kv === undefined ? null : (JSON.parse(kv.value.toString('utf8')) as BudgetAccount));
+        const outcome = applyUpdate(update, stored);
         if ('write' in outcome) planned.push({ index, key: path(update.keyId, update.window), revision, next: outcome.write });
         else results[index] = outcome;
       });
@@ -173,7 +208,8 @@ export class EtcdBudgetLedger implements BudgetLedger {
       const result = await this.request(txn.then(...planned.map((p) => this.ns.put(p.key).value(JSON.stringify(p.next)))).commit());
       if (result.succeeded) {
         this.writes += planned.length;
-        for (const p of planned) results[p.index] = { account: p.next };
+        const revision = Number(result.header.revision);
+        for (const p of planned) results[p.index] = { account: this.remember(p.key, p.next, revision).account };
         return this.writeAlone(updates, alone, results);
       }
       pending = planned.map((p) => p.index);
@@ -200,6 +236,7 @@ export class EtcdBudgetLedger implements BudgetLedger {
       const result = await this.request(txn.then(this.ns.put(key).value(JSON.stringify(outcome.write))).commit());
       if (result.succeeded) {
         this.writes++;
+        this.remember(key, outcome.write, Number(result.header.revision));
         return { account: outcome.write };
       }
     }
@@ -257,6 +294,7 @@ export class EtcdBudgetLedger implements BudgetLedger {
       for (const a of rest) txn.and(path(a.keyId, a.window), 'Mod', '==', a.revision);
       const result = await this.request(txn.then(...chunk.map((a) => this.ns.delete().key(path(a.keyId, a.window)))).commit());
       if (result.succeeded) {
+        for (const a of chunk) this.known.delete(path(a.keyId, a.window));
         removed += chunk.length;
         continue;
       }
@@ -284,7 +322,10 @@ export class EtcdBudgetLedger implements BudgetLedger {
       if (kv === undefined) return true;
       if (!stillRemovable(JSON.parse(kv.value.toString('utf8')) as BudgetAccount)) return false;
       const result = await this.request(this.ns.if(key, 'Mod', '==', kv.mod_revision).then(this.ns.delete().key(key)).commit());
-      if (result.succeeded) return true;
+      if (result.succeeded) {
+        this.known.delete(key);
+        return true;
+      }
     }
     return false;
   }
@@ -300,11 +341,19 @@ export class EtcdBudgetLedger implements BudgetLedger {
     let stopped = false;
     let current: Watcher | null = null;
     const follow = async (): Promise<void> => {
-      const watcher = await this.request(this.ns.watch().prefix(PREFIX).create());
-      watcher.on('put', (kv) => listener({ ...parsePath(kv.key.toString('utf8')), account: JSON.parse(kv.value.toString('utf8')) as BudgetAccount }));
+      // From a revision read first, so that "watched since" is exact.
+      const since = Number((await this.request(this.ns.get(PREFIX).exec())).header.revision);
+      const watcher = await this.request(this.ns.watch().prefix(PREFIX).startRevision(String(since + 1)).create());
+      watcher.on('put', (kv) => {
+        const key = kv.key.toString('utf8');
+        const account = this.remember(key, JSON.parse(kv.value.toString('utf8')) as BudgetAccount, Number(kv.mod_revision)).account!;
+        listener({ ...parsePath(key), account });
+      });
+      watcher.on('delete', (kv) => this.known.delete(kv.key.toString('utf8')));
       watcher.on('error', () => {
         if (stopped || current !== watcher) return;
         current = null;
+        this.watchedSince = 0;
         const again = () => {
           if (stopped) return;
           follow().then(() => onRestart?.(), () => setTimeout(again, 1000));
@@ -312,16 +361,35 @@ export class EtcdBudgetLedger implements BudgetLedger {
         setTimeout(again, 100);
       });
       current = watcher;
+      this.watchedSince = since;
     };
     await follow();
     return async () => {
       stopped = true;
+      this.watchedSince = 0;
       await current?.cancel();
     };
   }
 
   close(): void {
     this.client.close();
+  }
+
+  /** The account as this replica knows it without reading: remembered, or absent (a key newer than the watch). */
+  private knownState(update: AccountUpdate): KnownAccount | undefined {
+    const known = this.known.get(path(update.keyId, update.window));
+    if (known !== undefined) return known;
+    if (this.watchedSince > 0 && (update.keyRevision ?? 0) > this.watchedSince) return ABSENT;
+    return undefined;
+  }
+
+  /** Keeps the newer of what is known and what was just seen; returns what is known now. */
+  private remember(key: string, account: BudgetAccount, revision: number): KnownAccount {
+    const known = this.known.get(key);
+    if (known !== undefined && known.revision > revision) return known;
+    const seen = { account, revision };
+    this.known.set(key, seen);
+    return seen;
   }
 
   private request<T>(sent: Promise<T>): Promise<T> {

@@ -102,6 +102,8 @@ export class LeaseService {
       keyId: request.keyId,
       window: request.window,
       initial: () => emptyAccount(window.capMicros),
+      // A key written after the ledger began watching has no account it has not seen: no read first.
+      keyRevision: policy.revision,
       change: (current) => {
         const outcome = requestLease(current, { ...request, holder, nowMs, ttlMs: this.options.ttlMs }, activeHolders(current) + 1);
         short = outcome.short;

@@ -1,9 +1,11 @@
 /**
  * The budget ledger's batched writes against a real etcd: many accounts per read and write, each
  * under its own compare. Two ledgers (two control-plane replicas) batch changes to the same
- * accounts at once; every change is applied exactly once, and an uncontended batch of 100
- * accounts costs two etcd requests.
+ * accounts at once; every change is applied exactly once. An uncontended batch of 100 accounts
+ * costs two etcd requests, and one when the ledger already knows the accounts (it wrote them,
+ * or they belong to keys written after its watch began).
  */
+import { Etcd3 } from 'etcd3';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { emptyAccount } from '../../control-plane/budget-account.js';
@@ -36,6 +38,41 @@ describe('EtcdBudgetLedger.updateMany', () => {
     const results = await ledger.updateMany(Array.from({ length: 100 }, (_, i) => increment(`vk_fresh${String(i).padStart(14, '0')}`)));
     expect(results.every((r) => 'account' in r && r.account?.settledMicros === 1)).toBe(true);
     expect(ledger.requests - before).toBe(2);
+  });
+
+  it('writes accounts it knows (it wrote them last) under a compare, without reading them first', async () => {
+    const ledger = replicas[0]!;
+    const keys = Array.from({ length: 100 }, (_, i) => `vk_fresh${String(i).padStart(14, '0')}`);
+    const before = ledger.requests;
+    const results = await ledger.updateMany(keys.map(increment));
+    expect(results.every((r) => 'account' in r && r.account?.settledMicros === 2)).toBe(true);
+    expect(ledger.requests - before).toBe(1);
+  });
+
+  it('creates the accounts of keys written after its watch began without reading them, and still refuses to overwrite one that exists', async () => {
+    const ledger = replicas[1]!;
+    const stop = await ledger.watch(() => {});
+    const etcd = new Etcd3({ hosts: stack.etcdEndpoint });
+    try {
+      // A key record written now: its revision is after the watch began.
+      const keyRevision = Number((await etcd.namespace(stack.etcdPrefix).put('keys/vk_newkey').value('{}').exec()).header.revision);
+      const fresh = Array.from({ length: 50 }, (_, i) => ({ ...increment(`vk_new${String(i).padStart(16, '0')}`), keyRevision }));
+      let before = ledger.requests;
+      const created = await ledger.updateMany(fresh);
+      expect(created.every((r) => 'account' in r && r.account?.settledMicros === 1)).toBe(true);
+      expect(ledger.requests - before).toBe(1);
+      // Claimed new, but one account exists (written by the other replica): unless the watch
+      // has shown it already, the compare fails, the batch is read again and the account that
+      // moved goes on its own; either way it keeps its history.
+      await replicas[0]!.updateMany([increment('vk_existing000000000000')]);
+      before = ledger.requests;
+      const mixed = await ledger.updateMany([{ ...increment('vk_existing000000000000'), keyRevision }, { ...increment('vk_new2000000000000000'), keyRevision }]);
+      expect(mixed.map((r) => ('account' in r ? r.account?.settledMicros : r.error.message))).toEqual([2, 1]);
+      expect(ledger.requests - before).toBeLessThanOrEqual(5);
+    } finally {
+      etcd.close();
+      await stop();
+    }
   });
 
   it('applies every change exactly once when two replicas batch the same accounts at once', async () => {
