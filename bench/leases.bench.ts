@@ -147,7 +147,7 @@ async function steadyState(stack: Stack): Promise<SteadyResult> {
       const b = samples[i]!;
       const calls = (STEADY.rate * (b.at - a.at)) / 1000;
       const up = diffCounts(b.up, a.up);
-      leaseSlices.push(fmt(per1000(up.messages.leaseRequest + up.messages.usageReport, calls)));
+      leaseSlices.push(fmt(per1000(up.messages.leaseRequest + up.messages.usageReport + up.messages.leaseBatch, calls)));
       etcdSlices.push(fmt(per1000(diffEtcd(await b.etcd, await a.etcd).revision, calls)));
     }
     if (etcdBefore === null || etcdAfter === null) throw new Error('the measurement window never opened');
@@ -288,7 +288,7 @@ async function latencyRuns(stack: Stack, delays: readonly number[]): Promise<Lat
         max: latencies.at(-1) ?? Number.NaN,
         over200: latencies.filter((l) => l > 200).length,
         okP99: quantile(result.measured.filter((o) => o.status === 200).map((o) => o.latencyMs).sort((a, b) => a - b), 0.99),
-        leaseMessages: up.messages.leaseRequest + up.messages.usageReport,
+        leaseMessages: up.messages.leaseRequest + up.messages.usageReport + up.messages.leaseBatch,
         lagP99Ms: result.lagP99Ms,
         unanswered: result.unanswered,
         refusedSlices: refusedPerSlice(result.measured, 5000),
@@ -356,8 +356,8 @@ async function main(): Promise<void> {
   const totalSeconds = (performance.now() - started) / 1000;
 
   const m = steady.upstream.messages;
-  const leaseMessages = m.leaseRequest + m.usageReport;
-  const allMessages = m.hello + m.leaseRequest + m.usageReport + m.auditBatch + m.other;
+  const leaseMessages = m.leaseRequest + m.usageReport + m.leaseBatch;
+  const allMessages = m.hello + m.leaseRequest + m.usageReport + m.leaseBatch + m.auditBatch + m.other;
   const leasePer1000 = per1000(leaseMessages, steady.calls);
   const allPer1000 = per1000(allMessages, steady.calls);
   const etcdPer1000 = per1000(steady.etcd.revision, steady.calls);
@@ -374,8 +374,8 @@ async function main(): Promise<void> {
   const steadyRefused = steady.calls - steady.accepted;
   const rows: Row[] = [
     {
-      figure: '1a. control-plane calls (LeaseRequest + UsageReport up the streams) per 1,000 calls',
-      measured: `${fmt(leasePer1000)} (${m.leaseRequest} lease requests + ${m.usageReport} usage reports / ${steady.calls} calls; ${fmt(per1000(leaseMessages, fwd))} per 1,000 forwarded)`,
+      figure: '1a. control-plane calls (LeaseBatch, LeaseRequest, UsageReport messages up the streams) per 1,000 calls',
+      measured: `${fmt(leasePer1000)} (${m.leaseBatch} lease batches + ${m.leaseRequest} lease requests + ${m.usageReport} usage reports sent alone / ${steady.calls} calls; ${fmt(per1000(leaseMessages, fwd))} per 1,000 forwarded)`,
       target: `<= ${TARGET_CP_CALLS_PER_1000}`,
       verdict: verdict(leasePer1000 <= TARGET_CP_CALLS_PER_1000),
     },
@@ -445,7 +445,7 @@ async function main(): Promise<void> {
   out.push('Details:');
   out.push(`- steady: ${steady.calls} calls in ${fmt(steady.seconds, 1)} s (${fmt(steady.calls / steady.seconds, 0)}/s, ${STEADY.planes} data planes; ${steady.statuses}); schedule lag p99 ${fmt(steady.lagP99Ms, 1)} ms; unanswered ${steady.unanswered}`);
   out.push(`  per 5 s of the window: not-200 answers ${steady.refusedSlices}; control-plane calls per 1,000 calls ${steady.leaseSlices}; etcd writes per 1,000 calls ${steady.etcdSlices}`);
-  out.push(`  upstream per data plane per second: ${fmt(m.leaseRequest / steady.seconds / STEADY.planes, 2)} lease requests, ${fmt(m.usageReport / steady.seconds / STEADY.planes, 2)} usage reports, ${fmt(m.auditBatch / steady.seconds / STEADY.planes, 1)} audit batches; ${steady.upstream.bytes} bytes in ${steady.upstream.chunks} TCP chunks; streams opened ${steady.upstream.headersFrames}; unparsed bytes ${steady.upstream.unparsed}`);
+  out.push(`  upstream per data plane per second: ${fmt(m.leaseBatch / steady.seconds / STEADY.planes, 2)} lease batches, ${fmt(m.leaseRequest / steady.seconds / STEADY.planes, 2)} lease requests, ${fmt(m.usageReport / steady.seconds / STEADY.planes, 2)} usage reports, ${fmt(m.auditBatch / steady.seconds / STEADY.planes, 1)} audit batches; ${steady.upstream.bytes} bytes in ${steady.upstream.chunks} TCP chunks; streams opened ${steady.upstream.headersFrames}; unparsed bytes ${steady.upstream.unparsed}`);
   out.push(`- saturate: ${sat.calls} calls (${sat.statuses}); client saw ${sat.client200} x 200, simulator answered ${sat.acceptedCalls} x 200; last accept at ${fmt(sat.lastAcceptAtMs / 1000, 2)} s, run ${fmt(sat.elapsedMs / 1000, 1)} s${sat.hitMax ? ' (HIT THE TIME BOUND: cap not exhausted)' : ''}`);
   if (sat.ledger !== null) {
     out.push(`  ledger after clean shutdown: spent $${fmt(sat.ledger.spent / USD, 2)}, leased $${fmt(sat.ledger.leased / USD, 2)}, at risk $${fmt(sat.ledger.atRisk / USD, 2)}, remaining $${fmt(sat.ledger.remaining / USD, 2)}${sat.ledger.spent === sat.acceptedMicros ? ' (spent = accepted)' : ` (MISMATCH: spent != accepted $${fmt(sat.acceptedMicros / USD, 2)})`}`);

@@ -63,3 +63,15 @@ export async function watchLedger(endpoint: string, prefix: string): Promise<Led
     },
   };
 }
+
+/** etcd's gRPC calls served so far, by method (Range, Txn, Put, ...), from `grpc_server_handled_total`. */
+export async function readEtcdRpcs(endpoint: string): Promise<Map<string, number>> {
+  const response = await fetch(`${endpoint}/metrics`, { signal: AbortSignal.timeout(5000) });
+  if (response.status !== 200) throw new Error(`etcd /metrics answered ${response.status}`);
+  const calls = new Map<string, number>();
+  for (const match of (await response.text()).matchAll(/^grpc_server_handled_total\{([^}]*)\} ([0-9.eE+-]+)$/gm)) {
+    const method = /grpc_method="([^"]+)"/.exec(match[1]!)?.[1];
+    if (method !== undefined) calls.set(method, (calls.get(method) ?? 0) + Number(match[2]));
+  }
+  return calls;
+}

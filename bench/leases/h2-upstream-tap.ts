@@ -4,7 +4,8 @@
  * 3-byte length, 1-byte type, 1-byte flags, 4-byte stream id). Payloads of DATA frames are
  * reassembled per stream into gRPC length-prefixed messages (1-byte compressed flag, 4-byte
  * length, protobuf), and each message is classified by its first protobuf tag: the field of
- * the `ConnectRequest` oneof (1 hello, 2 lease_request, 3 usage_report, 4 audit_batch).
+ * the `ConnectRequest` oneof (1 hello, 2 lease_request, 3 usage_report, 4 audit_batch,
+ * 6 lease_batch: the lease requests and usage reports of one moment, counted as one message).
  *
  * Nothing is buffered beyond a frame header and a message prefix: payload bytes are skipped
  * as they pass, so large audit batches cost nothing to count.
@@ -16,9 +17,9 @@ const FRAME_DATA = 0x0;
 const FRAME_HEADERS = 0x1;
 const FLAG_PADDED = 0x8;
 
-export type MessageKind = 'hello' | 'leaseRequest' | 'usageReport' | 'auditBatch' | 'other';
+export type MessageKind = 'hello' | 'leaseRequest' | 'usageReport' | 'auditBatch' | 'leaseBatch' | 'other';
 
-const KIND_BY_FIELD: Readonly<Record<number, MessageKind>> = { 1: 'hello', 2: 'leaseRequest', 3: 'usageReport', 4: 'auditBatch' };
+const KIND_BY_FIELD: Readonly<Record<number, MessageKind>> = { 1: 'hello', 2: 'leaseRequest', 3: 'usageReport', 4: 'auditBatch', 6: 'leaseBatch' };
 
 export interface UpstreamCounts {
   /** TCP chunks and bytes relayed client → server. */
@@ -36,7 +37,7 @@ export interface UpstreamCounts {
 }
 
 export function emptyCounts(): UpstreamCounts {
-  return { chunks: 0, bytes: 0, dataFrames: 0, dataBytes: 0, headersFrames: 0, messages: { hello: 0, leaseRequest: 0, usageReport: 0, auditBatch: 0, other: 0 }, unparsed: 0 };
+  return { chunks: 0, bytes: 0, dataFrames: 0, dataBytes: 0, headersFrames: 0, messages: { hello: 0, leaseRequest: 0, usageReport: 0, auditBatch: 0, leaseBatch: 0, other: 0 }, unparsed: 0 };
 }
 
 export function addCounts(into: UpstreamCounts, from: UpstreamCounts): UpstreamCounts {

@@ -16,6 +16,7 @@ import { startPostgres, type PostgresProcess } from '../../dev/postgres-process.
 import { startStripeSimulator, type StripeSimulator } from '../../test/simulators/index.js';
 import { waitForReady } from '../../test/support/data-plane.js';
 import { isAlive, killIfAlive, spawnKeybrake, type SpawnedKeybrake } from '../../test/support/processes.js';
+import { startListeningHelper } from '../support/children.js';
 import { startLatencyRelay, type LatencyRelay } from './latency-relay.js';
 
 export const STRIPE_SECRET = `sk_test_bench_leases_${randomBytes(8).toString('hex')}`;
@@ -37,6 +38,8 @@ export interface Stack {
   readonly grpcAddress: string;
   readonly dataplaneToken: string;
   readonly controlPlane: SpawnedKeybrake;
+  /** The control plane's admin API (and /metrics). */
+  readonly adminUrl: string;
   /** Starts `count` data planes, each behind its own relay adding `delayMs` one way. */
   startDataPlanes(count: number, delayMs: number, label: string): Promise<BenchDataPlane[]>;
   /** A key for `POST /v1/charges` with a lifetime budget of `budgetMicros`. */
@@ -46,6 +49,8 @@ export interface Stack {
 }
 
 const STOP_GRACE_MS = 8000;
+/** BENCH_CPU_PROF=<dir>: the control plane and data planes write V8 CPU profiles there when they stop. */
+const PROFILE_FLAGS = process.env['BENCH_CPU_PROF'] === undefined ? [] : ['--cpu-prof', '--cpu-prof-dir', process.env['BENCH_CPU_PROF']];
 
 async function stopSpawned(spawned: SpawnedKeybrake, graceMs = STOP_GRACE_MS): Promise<void> {
   const pid = spawned.child.pid;
@@ -55,7 +60,16 @@ async function stopSpawned(spawned: SpawnedKeybrake, graceMs = STOP_GRACE_MS): P
   killIfAlive(pid);
 }
 
-export async function startStack(): Promise<Stack> {
+export interface StackOptions {
+  /**
+   * Data planes forward to the fixed-answer upstream (bench/support/upstream-server.ts, its own
+   * process: `POST /v1/charges` answers a $20 charge) instead of the wiretapped simulator, whose
+   * bookkeeping would take CPU from the product under a large burst.
+   */
+  readonly fixedUpstream?: boolean;
+}
+
+export async function startStack(options: StackOptions = {}): Promise<Stack> {
   const cleanups: (() => Promise<void>)[] = [];
   let stopping: Promise<void> | null = null;
   const stop = () => {
@@ -90,22 +104,29 @@ export async function startStack(): Promise<Stack> {
 
     const sim = await startStripeSimulator({ secretKey: STRIPE_SECRET });
     cleanups.push(() => sim.stop());
+    let upstreamUrl = sim.url;
+    if (options.fixedUpstream === true) {
+      const upstream = await startListeningHelper('upstream-server.ts', []);
+      cleanups.push(() => upstream.process.stop());
+      upstreamUrl = `http://127.0.0.1:${upstream.port}`;
+    }
 
     const adminToken = `adm_${randomBytes(16).toString('hex')}`;
     const dataplaneToken = `dpt_${randomBytes(16).toString('hex')}`;
     const grpcPort = await freePort();
     const grpcAddress = `127.0.0.1:${grpcPort}`;
+    const adminUrl = `http://127.0.0.1:${await freePort()}`;
     const controlPlane = spawnKeybrake(['control-plane'], {
       KEYBRAKE_ETCD_ENDPOINTS: etcd.endpoint,
       KEYBRAKE_ETCD_PREFIX: ETCD_PREFIX,
       KEYBRAKE_DATABASE_URL: postgres.url('keybrake'),
       KEYBRAKE_GRPC_ADDR: grpcAddress,
-      KEYBRAKE_ADMIN_ADDR: `127.0.0.1:${await freePort()}`,
+      KEYBRAKE_ADMIN_ADDR: adminUrl.slice('http://'.length),
       KEYBRAKE_ADMIN_TOKEN: adminToken,
       KEYBRAKE_MASTER_KEY: randomBytes(32).toString('base64'),
       KEYBRAKE_DATAPLANE_TOKEN: dataplaneToken,
       KEYBRAKE_LOG_LEVEL: 'info',
-    });
+    }, PROFILE_FLAGS);
     cleanups.push(() => stopSpawned(controlPlane));
     await controlPlane.waitForOutput(/control plane listening/, 30_000);
 
@@ -126,12 +147,12 @@ export async function startStack(): Promise<Stack> {
         KEYBRAKE_PROXY_ADDR: `127.0.0.1:${port}`,
         KEYBRAKE_DATAPLANE_ID: `dp-${label}-${number}`,
         KEYBRAKE_AUDIT_SPOOL_DIR: join(dir, `spool-${number}`),
-        KEYBRAKE_UPSTREAM_STRIPE: sim.url,
+        KEYBRAKE_UPSTREAM_STRIPE: upstreamUrl,
         // Nothing else may leave this machine.
         KEYBRAKE_UPSTREAM_TWILIO: 'http://127.0.0.1:9',
         KEYBRAKE_UPSTREAM_RESEND: 'http://127.0.0.1:9',
         KEYBRAKE_LOG_LEVEL: 'warn',
-      });
+      }, PROFILE_FLAGS);
       const pid = spawned.child.pid!;
       let stopped: Promise<void> | null = null;
       const stopPlane = () => (stopped ??= stopSpawned(spawned));
@@ -148,6 +169,7 @@ export async function startStack(): Promise<Stack> {
       grpcAddress,
       dataplaneToken,
       controlPlane,
+      adminUrl,
       startDataPlanes: (count, delayMs, label) => Promise.all(Array.from({ length: count }, () => startDataPlane(delayMs, label))),
       async issueKey(label, budgetMicros) {
         const { issued } = await client.issueKey({

@@ -43,6 +43,7 @@ describe('bad configuration', () => {
     ['KEYBRAKE_ETCD_ENDPOINTS', '127.0.0.1:2379', /^keybrake: configuration error: KEYBRAKE_ETCD_ENDPOINTS: "127.0.0.1:2379" is not a URL with scheme/],
     ['KEYBRAKE_ADMIN_TOKEN', '', /^keybrake: configuration error: KEYBRAKE_ADMIN_TOKEN: is required/],
     ['KEYBRAKE_ETCD_PAGE_SIZE', 'many', /^keybrake: configuration error: KEYBRAKE_ETCD_PAGE_SIZE: must be a whole number of keys from 1 to 10000; got "many"\n$/],
+    ['KEYBRAKE_ETCD_COMPACTION_INTERVAL', 'hourly', /^keybrake: configuration error: KEYBRAKE_ETCD_COMPACTION_INTERVAL: cannot parse duration "hourly"/],
   ])('stops the control plane with one line naming %s', async (variable, value, message) => {
     const result = await keybrake(['control-plane'], stack.env({ [variable]: value }));
     expect(result.code).toBe(2);
