@@ -32,6 +32,7 @@ async function main(argv: string[]): Promise<void> {
     case 'vendors':
     case 'tokens':
     case 'audit':
+      endQuietlyOnClosedPipe();
       process.exitCode = await (await import('./operator-commands.js')).runOperatorCommand(command, rest);
       return;
     case undefined:
@@ -44,6 +45,17 @@ async function main(argv: string[]): Promise<void> {
       process.stderr.write(`keybrake: unknown command ${quote(command)}\n${USAGE}`);
       process.exitCode = 2;
   }
+}
+
+/**
+ * `keybrake audit export … | head -1`: the reader has what it wanted and closed the pipe. The
+ * next write fails with EPIPE; that ends the command quietly (exit 0), not with a stack trace.
+ */
+function endQuietlyOnClosedPipe(): void {
+  process.stdout.on('error', (error: NodeJS.ErrnoException) => {
+    if (error.code === 'EPIPE') process.exit(0);
+    throw error;
+  });
 }
 
 await main(process.argv.slice(2));

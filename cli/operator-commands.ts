@@ -3,6 +3,7 @@
  * Human tables by default, `--json` for scripts; errors are one line naming what to fix.
  */
 import { existsSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 
 import type { ServiceError } from '@grpc/grpc-js';
@@ -10,6 +11,7 @@ import type { ServiceError } from '@grpc/grpc-js';
 import { OperatorError } from '../core/operator-error.js';
 import { StrictJsonError, isJsonObject, parseStrictJsonText } from '../core/cost/strict-json.js';
 import { auditEntryToJson, operatorTokenToJson, parseAuditQuery, parseKeySpecJson, parseListKeysQuery, parseTokenRole, vaultKeyToJson } from '../control-plane/admin-json.js';
+import { DEV_ADDRESSES_FILE, LOCAL_SECRETS_FILE } from '../dev/local-files.js';
 import { createOperatorClient } from './operator-client.js';
 
 const HELP: Record<string, string> = {
@@ -37,8 +39,8 @@ const HELP: Record<string, string> = {
 };
 
 const CONNECTION_HELP = `
-connection: --addr host:port (or KEYBRAKE_CONTROL_PLANE, default 127.0.0.1:7070)
-            --token T (or KEYBRAKE_TOKEN, or KEYBRAKE_ADMIN_TOKEN, or .keybrake/local.json of \`keybrake dev\`)`;
+connection: --addr host:port (or KEYBRAKE_CONTROL_PLANE, KEYBRAKE_GRPC_ADDR, the address \`keybrake dev\` runs at, default 127.0.0.1:7070)
+            --token T (or KEYBRAKE_TOKEN, or KEYBRAKE_ADMIN_TOKEN, or .keybrake/local.json of \`keybrake dev\`; KEYBRAKE_HOME moves .keybrake)`;
 
 const OPTIONS = {
   addr: { type: 'string' },
@@ -88,13 +90,15 @@ export async function runOperatorCommand(group: string, argv: readonly string[])
     return action === undefined && !values.help ? 2 : 0;
   }
   let token: string | undefined;
+  let address: string;
   try {
-    token = values.token ?? process.env['KEYBRAKE_TOKEN'] ?? process.env['KEYBRAKE_ADMIN_TOKEN'] ?? localAdminToken();
+    token = values.token ?? process.env['KEYBRAKE_TOKEN'] ?? process.env['KEYBRAKE_ADMIN_TOKEN'] ?? localStack(LOCAL_SECRETS_FILE, 'admin_token');
+    address = values.addr ?? process.env['KEYBRAKE_CONTROL_PLANE']?.split(',')[0] ?? process.env['KEYBRAKE_GRPC_ADDR'] ?? localStack(DEV_ADDRESSES_FILE, 'grpc') ?? '127.0.0.1:7070';
   } catch (error) {
     if (error instanceof StrictJsonError) return fail(error.message);
     throw error;
   }
-  const client = createOperatorClient(values.addr ?? process.env['KEYBRAKE_CONTROL_PLANE']?.split(',')[0] ?? '127.0.0.1:7070', token);
+  const client = createOperatorClient(address, token);
   const print = (json: unknown, human: () => string) => process.stdout.write(values.json ? `${JSON.stringify(json, null, 2)}\n` : `${human()}\n`);
 
   try {
@@ -274,13 +278,17 @@ function fail(message: string): number {
   return 2;
 }
 
-/** `keybrake dev`'s admin token, read strictly: a member given twice is refused, not read as its last. */
-function localAdminToken(): string | undefined {
-  const path = '.keybrake/local.json';
+/**
+ * A string member of a file `keybrake dev` keeps in its home (KEYBRAKE_HOME, default
+ * ./.keybrake): the admin token, the address it serves gRPC on. Read strictly: a member given
+ * twice is refused, not read as its last.
+ */
+function localStack(file: string, member: string): string | undefined {
+  const path = join(process.env['KEYBRAKE_HOME'] ?? '.keybrake', file);
   if (!existsSync(path)) return undefined;
   const value = parseStrictJsonText(readFileSync(path, 'utf8'), path);
-  const token = isJsonObject(value) ? value['admin_token'] : undefined;
-  return typeof token === 'string' ? token : undefined;
+  const found = isJsonObject(value) ? value[member] : undefined;
+  return typeof found === 'string' ? found : undefined;
 }
 
 function dropUndefined<T extends Record<string, unknown>>(object: T): Record<string, string> & Record<string, unknown> {

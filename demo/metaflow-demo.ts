@@ -32,13 +32,21 @@ async function main(): Promise<void> {
     KEYBRAKE_UPSTREAM_STRIPE: stripe.url,
     KEYBRAKE_LOG_LEVEL: 'warn',
   });
-  const stop = async () => {
+  // Ctrl-C, SIGTERM, SIGHUP, or nobody reading our output any more (`npm run demo | grep -q audit`).
+  const stopRequested = new Promise<void>((resolve) => {
+    for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.once(signal, () => resolve());
+    process.stdout.on('error', () => resolve());
+  });
+  let stopping: Promise<void> | null = null;
+  const stop = () => (stopping ??= (async () => {
     stack.child.kill('SIGINT');
     await Promise.race([stack.exited(), new Promise((r) => setTimeout(r, 10_000))]);
     killIfAlive(stack.child.pid);
     await stripe.stop();
     rmSync(home, { recursive: true, force: true });
-  };
+  })());
+  // Asked to stop in the middle of the run: stop the stack and leave now.
+  void stopRequested.then(stop).then(() => process.exit(0));
   try {
     const token = (await stack.waitForOutput(/admin token\s+(\S+)/, 120_000))[1]!;
     await stack.waitForOutput(/Issue a vault key/, 30_000);
@@ -121,13 +129,10 @@ async function main(): Promise<void> {
     console.log(`audit: ${audit.length} records: ${audit.filter((e) => e.decision === 'allowed').length} forwarded (${audit.filter((e) => e.replayed).length} replayed), ` +
       `${audit.filter((e) => e.reason === 'spend_cap_exceeded').length} cap denials, ${audit.filter((e) => e.reason === 'endpoint_not_allowed').length} allowlist denials; $${(spent / 1e6).toFixed(2)} moved`);
     console.log(`key: spent $${String(fresh['spent_usd'])} of $${String(fresh['cap_usd'])}, leased $${String(fresh['leased_usd'])}, remaining $${String(fresh['remaining_usd'])}`);
-    console.log(`\nLook: ${adminUrl}/ (sign in with ${token}); the run's calls: ${adminUrl}/audit?label=metaflow/${runId}`);
+    console.log(`\nLook: ${adminUrl}/ (sign in with ${token}); the run's page: ${adminUrl}/#/runs/${encodeURIComponent(`metaflow/${runId}`)}`);
     if (exitAtEnd) return;
     console.log('The stack keeps running; Ctrl-C stops it.');
-    await new Promise<void>((resolve) => {
-      process.once('SIGINT', () => resolve());
-      process.once('SIGTERM', () => resolve());
-    });
+    await stopRequested;
   } finally {
     await stop();
   }

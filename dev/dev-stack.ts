@@ -1,9 +1,18 @@
 /**
  * `keybrake dev`: the whole stack on one machine. etcd and PostgreSQL keep their data under
  * .keybrake/ (git-ignored), and so, in this local mode only, do the generated master key and
- * tokens, so a second start finds everything as it was. Ctrl-C stops every child.
+ * tokens, so a second start finds everything as it was.
+ *
+ * Two processes. What the user started (the front) only relays output and says when to stop;
+ * the stack runs under a supervisor in a process group of its own, so a terminal's Ctrl-C
+ * (which signals the whole foreground group) reaches the front alone, and the supervisor stops
+ * the stack in order: the data plane first (it reports its spend and returns its leases), then
+ * the control plane, PostgreSQL and etcd. The front asks for that on SIGINT, SIGTERM and SIGHUP
+ * and when nobody reads its output any more (`npm start | head -3`); the supervisor does it by
+ * itself when the front is gone (its stdin closes), however the front ended.
  */
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import type { Readable } from 'node:stream';
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import { chmod, mkdir, readFile, writeFile } from 'node:fs/promises';
@@ -13,11 +22,19 @@ import { fileURLToPath } from 'node:url';
 
 import { parseListenAddress } from '../core/config.js';
 import { isJsonObject, parseStrictJsonText } from '../core/cost/strict-json.js';
-import { findEtcdBinary, startEtcd, stopChild, type EtcdProcess } from './etcd-process.js';
-import { startPostgres, type PostgresProcess } from './postgres-process.js';
+import { findEtcdBinary, startEtcd, stopChild } from './etcd-process.js';
+import { DEV_ADDRESSES_FILE, LOCAL_SECRETS_FILE } from './local-files.js';
+import { startPostgres } from './postgres-process.js';
 
 const KEYBRAKE_BIN = fileURLToPath(new URL('../bin/keybrake.js', import.meta.url));
 const READY_TIMEOUT_MS = 30_000;
+/** Internal: runs the stack itself (see above). */
+const SUPERVISE = '--supervise';
+/**
+ * After the banner, one more line a moment later: a reader that took only the first lines
+ * (`| head -3`) has gone by then, and this write is how the stack learns it.
+ */
+const READY_LINE_DELAY_MS = 1000;
 
 interface LocalSecrets {
   readonly master_key: string;
@@ -28,17 +45,59 @@ interface LocalSecrets {
 
 export async function runDevStack(args: readonly string[]): Promise<void> {
   if (args.includes('--help') || args.includes('-h')) {
-    process.stdout.write('usage: keybrake dev\n\nStarts etcd, PostgreSQL, one control plane and one data plane; data under ./.keybrake.\n' +
-      'Addresses: KEYBRAKE_GRPC_ADDR (127.0.0.1:7070), KEYBRAKE_ADMIN_ADDR (127.0.0.1:7080), KEYBRAKE_PROXY_ADDR (127.0.0.1:8080).\n');
+    process.stdout.write('usage: keybrake dev\n\nStarts etcd, PostgreSQL, one control plane and one data plane; data under ./.keybrake (KEYBRAKE_HOME).\n' +
+      'Addresses: KEYBRAKE_GRPC_ADDR (127.0.0.1:7070), KEYBRAKE_ADMIN_ADDR (127.0.0.1:7080), KEYBRAKE_PROXY_ADDR (127.0.0.1:8080).\n' +
+      'Vendors: KEYBRAKE_UPSTREAM_STRIPE, KEYBRAKE_UPSTREAM_TWILIO, KEYBRAKE_UPSTREAM_RESEND (default: the real APIs), e.g. a simulator to try things.\n' +
+      'Ctrl-C, SIGTERM or SIGHUP stops the stack in order: data plane, control plane, PostgreSQL, etcd.\n');
     return;
   }
+  if (args.includes(SUPERVISE)) return superviseStack();
+  relayToSupervisor();
+}
+
+/** The front: starts the supervisor in its own process group, relays its output, and asks it to stop. */
+function relayToSupervisor(): void {
+  const supervisor = spawn(process.execPath, [KEYBRAKE_BIN, 'dev', SUPERVISE], { detached: true, stdio: ['pipe', 'pipe', 'pipe'], env: process.env });
+  let outputOpen = true;
+  const relay = (from: Readable | null, to: NodeJS.WriteStream) => from?.on('data', (chunk: Buffer) => {
+    // Read to the end either way: a full pipe would block the stack's own logging.
+    if (outputOpen) to.write(chunk);
+  });
+  relay(supervisor.stdout, process.stdout);
+  relay(supervisor.stderr, process.stderr);
+  let stopSent = false;
+  const stop = () => {
+    if (stopSent) return;
+    stopSent = true;
+    supervisor.kill('SIGTERM');
+  };
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, stop);
+  // Nobody reads our output any more (EPIPE): stop, quietly.
+  const outputClosed = () => {
+    outputOpen = false;
+    stop();
+  };
+  process.stdout.on('error', outputClosed);
+  process.stderr.on('error', outputClosed);
+  // Leave once its output is all relayed (its stdio closed), or shortly after it exited.
+  let exitCode = 1;
+  supervisor.on('exit', (code, signal) => {
+    exitCode = code ?? (signal === null ? 1 : 128 + 15);
+    process.exitCode = exitCode;
+    setTimeout(() => process.exit(exitCode), 2000).unref();
+  });
+  supervisor.on('close', () => process.exit(exitCode));
+}
+
+/** The supervisor: starts the stack and stops it in order, whatever asks it to. */
+async function superviseStack(): Promise<void> {
   const home = resolve(process.env['KEYBRAKE_HOME'] ?? '.keybrake');
   await mkdir(home, { recursive: true });
   // PostgreSQL runs as the `postgres` user when we are root: it must be able to reach its data dir.
   await chmod(home, 0o755);
   let secrets: LocalSecrets;
   try {
-    secrets = await loadOrCreateSecrets(join(home, 'local.json'));
+    secrets = await loadOrCreateSecrets(join(home, LOCAL_SECRETS_FILE));
   } catch (error) {
     process.stderr.write(`keybrake dev: ${error instanceof Error ? error.message : String(error)}\n`);
     process.exitCode = 1;
@@ -50,26 +109,37 @@ export async function runDevStack(args: readonly string[]): Promise<void> {
   const adminAddr = parseListenAddress(process.env, 'KEYBRAKE_ADMIN_ADDR', '127.0.0.1:7080').text;
   const proxyAddr = parseListenAddress(process.env, 'KEYBRAKE_PROXY_ADDR', '127.0.0.1:8080').text;
 
+  /** Started last first: what stopping goes through, in this order. */
+  const running: { readonly name: string; stop(): Promise<unknown> }[] = [];
   const children: ChildProcess[] = [];
-  let etcd: EtcdProcess | null = null;
-  let postgres: PostgresProcess | null = null;
   let stopping = false;
+  let outputOpen = true;
+  const say = (line: string) => {
+    if (outputOpen) process.stdout.write(line);
+  };
   const stopAll = async (code: number) => {
     if (stopping) return;
     stopping = true;
-    process.stdout.write('\nkeybrake dev: stopping…\n');
-    await Promise.all(children.map((child) => stopChild(child)));
-    await postgres?.stop().catch(() => {});
-    await etcd?.stop().catch(() => {});
+    say('\nkeybrake dev: stopping the data plane (it reports its spend and returns its leases), then the control plane, PostgreSQL and etcd…\n');
+    for (const part of [...running].reverse()) await part.stop().catch(() => {});
+    say('keybrake dev: stopped\n');
     process.exit(code);
   };
-  // This process owns the shutdown order (children first, then PostgreSQL and etcd).
-  process.on('SIGINT', () => void stopAll(0));
-  process.on('SIGTERM', () => void stopAll(0));
+  for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(signal, () => void stopAll(0));
+  // The front is gone (its end of our stdin closed, however it ended): stop too.
+  process.stdin.on('end', () => void stopAll(0));
+  process.stdin.on('error', () => void stopAll(0));
+  process.stdin.resume();
+  process.stdout.on('error', () => {
+    outputOpen = false;
+    void stopAll(0);
+  });
 
   try {
-    etcd = await startEtcd({ binary: etcdBinary, dataDir: join(home, 'etcd') });
-    postgres = await startPostgres({ dataDir: join(home, 'pg'), password: secrets.postgres_password });
+    const etcd = await startEtcd({ binary: etcdBinary, dataDir: join(home, 'etcd') });
+    running.push({ name: 'etcd', stop: () => etcd.stop() });
+    const postgres = await startPostgres({ dataDir: join(home, 'pg'), password: secrets.postgres_password });
+    running.push({ name: 'PostgreSQL', stop: () => postgres.stop() });
     await postgres.createDatabase('keybrake');
 
     const common = { ...process.env, KEYBRAKE_DATAPLANE_TOKEN: secrets.dataplane_token };
@@ -83,6 +153,7 @@ export async function runDevStack(args: readonly string[]): Promise<void> {
       KEYBRAKE_MASTER_KEY: secrets.master_key,
     });
     children.push(controlPlane);
+    running.push({ name: 'control plane', stop: () => stopChild(controlPlane) });
     await waitForHttp(`http://${adminAddr}/readyz`, controlPlane, 'control plane');
 
     const dataPlane = spawnKeybrake('data-plane', {
@@ -93,6 +164,7 @@ export async function runDevStack(args: readonly string[]): Promise<void> {
       KEYBRAKE_AUDIT_SPOOL_DIR: join(home, 'spool'),
     });
     children.push(dataPlane);
+    running.push({ name: 'data plane', stop: () => stopChild(dataPlane) });
     await waitForHttp(`http://${proxyAddr}/healthz`, dataPlane, 'data plane');
 
     for (const child of children) {
@@ -102,7 +174,10 @@ export async function runDevStack(args: readonly string[]): Promise<void> {
         void stopAll(1);
       });
     }
+    // The CLI finds the stack here (and the admin token in local.json), whatever addresses it was given.
+    await writeFile(join(home, DEV_ADDRESSES_FILE), `${JSON.stringify({ grpc: grpcAddr, admin: adminAddr, proxy: proxyAddr })}\n`);
     printSummary({ etcd: etcd.endpoint, postgres: postgres.url('keybrake').replace(/:[^:@/]+@/, ':****@'), grpcAddr, adminAddr, proxyAddr, adminToken: secrets.admin_token });
+    setTimeout(() => say('keybrake dev: ready; logs follow\n'), READY_LINE_DELAY_MS).unref();
   } catch (error) {
     process.stderr.write(`keybrake dev: ${error instanceof Error ? error.message : String(error)}\n`);
     await stopAll(1);
@@ -174,7 +249,7 @@ function printSummary(s: { etcd: string; postgres: string; grpcAddr: string; adm
     `  -d '{"vendor":"stripe","daily_usd_cap":300,"allowed_endpoints":["POST /v1/payment_intents"],"expires_in":"4h","agent_run_label":"metaflow/1"}'`,
   ].join('\n');
   process.stdout.write(`
-Keybrake is running (Ctrl-C stops everything).
+Keybrake is running (Ctrl-C stops everything, in order).
 
   control plane gRPC   ${s.grpcAddr}
   dashboard            http://${s.adminAddr}/  (sign in with the admin token)
@@ -187,6 +262,10 @@ Keybrake is running (Ctrl-C stops everything).
 Issue a vault key:
 
 ${curl}
+
+Store the vendor's secret once, before the first proxied call:
+
+  printf '%s' "$STRIPE_SECRET_KEY" | node bin/keybrake.js vendors set stripe --secret-stdin
 
 `);
 }

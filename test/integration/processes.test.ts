@@ -3,7 +3,7 @@
  * CLI talks gRPC, and `keybrake dev` brings up the whole stack, prints a working curl, reuses
  * its data on a second start and stops every child on Ctrl-C.
  */
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,7 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { freePort } from '../../dev/free-port.js';
 import { createTestStack, startTestControlPlane, type TestControlPlane, type TestStack } from '../support/control-plane.js';
-import { childPids, isAlive, KEYBRAKE_BIN, killIfAlive, spawnKeybrake } from '../support/processes.js';
+import { descendantPids, isAlive, KEYBRAKE_BIN, killIfAlive, spawnKeybrake } from '../support/processes.js';
 
 const run = promisify(execFile);
 let stack: TestStack;
@@ -100,6 +100,18 @@ describe('operator CLI', () => {
     expect(JSON.parse(revoked.stdout).status).toBe('revoked');
   });
 
+  it('ends quietly when its reader closes the pipe early (`| head -1`)', async () => {
+    const issued = await keybrake(['keys', 'issue', ...connection(), '--vendor', 'stripe', '--endpoint', 'POST /v1/charges', '--daily-usd-cap', '1', '--label', 'cli/pipe', '--count', '1000']);
+    expect(issued.code).toBe(0);
+    // Much more than a pipe holds: the reader takes the first chunk and goes away.
+    const listing = spawn(process.execPath, [KEYBRAKE_BIN, 'keys', 'list', ...connection(), '--label', 'cli/pipe', '--all', '--json'], { env: { PATH: process.env['PATH'] }, stdio: ['ignore', 'pipe', 'pipe'] });
+    let stderr = '';
+    listing.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
+    listing.stdout.once('data', () => listing.stdout.destroy());
+    const code = await new Promise<number | null>((resolve) => listing.once('exit', resolve));
+    expect({ code, stderr }).toEqual({ code: 0, stderr: '' });
+  }, 60_000);
+
   it('creates, lists and revokes operator tokens; a revoked one is refused', async () => {
     const created = await keybrake(['tokens', 'create', ...connection(), '--role', 'auditor', '--name', 'cli token', '--json']);
     expect(created.code).toBe(0);
@@ -146,8 +158,8 @@ describe('keybrake dev', () => {
       try {
         const [curl] = await dev.waitForOutput(/curl -s -X POST [^\n]+\n[^\n]+\n[^\n]+'\n/, 90_000);
         const token = (await dev.waitForOutput(/admin token\s+(\S+)/))[1]!;
-        children = childPids(dev.child.pid!);
-        expect(children.length).toBeGreaterThanOrEqual(4); // etcd, postgres, control plane, data plane
+        children = descendantPids(dev.child.pid!);
+        expect(children.length).toBeGreaterThanOrEqual(5); // the supervisor, etcd, postgres, control plane, data plane
         const { stdout } = await run('sh', ['-c', curl]);
         const key = JSON.parse(stdout) as { vault_key: string; id: string };
         expect(key.vault_key).toMatch(/^kbv_/);

@@ -15,9 +15,12 @@ export interface SpawnedKeybrake {
   exited(): Promise<number | null>;
 }
 
-/** `nodeFlags` go to node itself (e.g. --cpu-prof, which NODE_OPTIONS does not allow). */
-export function spawnKeybrake(args: string[], env: Record<string, string | undefined>, nodeFlags: readonly string[] = []): SpawnedKeybrake {
-  const child = spawn(process.execPath, [...nodeFlags, KEYBRAKE_BIN, ...args], { env: { PATH: process.env['PATH'], ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+/**
+ * `nodeFlags` go to node itself (e.g. --cpu-prof, which NODE_OPTIONS does not allow);
+ * `detached` puts it in a process group of its own, which a test can signal as a terminal would.
+ */
+export function spawnKeybrake(args: string[], env: Record<string, string | undefined>, nodeFlags: readonly string[] = [], options: { detached?: boolean } = {}): SpawnedKeybrake {
+  const child = spawn(process.execPath, [...nodeFlags, KEYBRAKE_BIN, ...args], { env: { PATH: process.env['PATH'], ...env }, stdio: ['ignore', 'pipe', 'pipe'], detached: options.detached ?? false });
   let output = '';
   child.stdout!.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
   child.stderr!.on('data', (chunk: Buffer) => (output += chunk.toString('utf8')));
@@ -53,6 +56,17 @@ export function childPids(pid: number): number[] {
     }
   }
   return pids;
+}
+
+/** Every process below `pid` (children, their children, …), as found now. */
+export function descendantPids(pid: number): number[] {
+  const found: number[] = [];
+  for (let frontier = [pid]; frontier.length > 0; ) {
+    const next = frontier.flatMap((parent) => childPids(parent));
+    found.push(...next);
+    frontier = next;
+  }
+  return found;
 }
 
 export function isAlive(pid: number): boolean {
