@@ -14,7 +14,7 @@ Servers:
 Operator commands (over gRPC; --help on each):
   keys issue|list|get|revoke
   vendors set
-  tokens create
+  tokens create|list|revoke
   audit query|tail|export
 `;
 import { quote } from '../core/quote.js';

@@ -2,6 +2,9 @@
  * `keybrake control-plane` and `keybrake data-plane`: read the environment, start, and stop
  * cleanly on SIGINT/SIGTERM. Bad configuration is one line on stderr and exit code 2.
  */
+import { format } from 'node:util';
+
+import { setLogger } from '@grpc/grpc-js';
 import pino from 'pino';
 
 import { ConfigError } from '../core/config.js';
@@ -13,6 +16,7 @@ import { startDataPlane } from '../data-plane/data-plane.js';
 export async function serveControlPlane(): Promise<void> {
   const config = compileOrExit(() => compileControlPlaneConfig(process.env));
   const logger = pino({ level: config.logLevel, base: { service: 'control-plane' } });
+  logGrpcThrough(logger);
   const running = await startOrExit(() => startControlPlane(config, logger), 'control plane');
   stopOnSignal(() => running.stop());
 }
@@ -20,8 +24,18 @@ export async function serveControlPlane(): Promise<void> {
 export async function serveDataPlane(): Promise<void> {
   const config = compileOrExit(() => compileDataPlaneConfig(process.env));
   const logger = pino({ level: config.logLevel, base: { service: 'data-plane', dataplane_id: config.dataplaneId } });
+  logGrpcThrough(logger);
   const running = await startOrExit(() => startDataPlane(config, logger), 'data plane');
   stopOnSignal(() => running.stop());
+}
+
+/**
+ * grpc-js writes its own errors to stderr in a format of its own (`E No address added out of
+ * total 1 resolved`, next to our one-line refusal): into the process's log instead, as warnings.
+ */
+function logGrpcThrough(logger: pino.Logger): void {
+  const line = (...args: unknown[]) => logger.warn({ grpc: format(...args) }, 'grpc-js');
+  setLogger({ error: line, info: line, debug: line });
 }
 
 function compileOrExit<T>(compile: () => T): T {

@@ -61,7 +61,10 @@ export async function startControlPlane(config: ControlPlaneConfig, logger: Logg
     // before the index existed, a page of keys at a time.
     const indexed = await store.buildLabelIndex();
     if (indexed !== null && indexed > 0) logger.info({ entries: indexed }, 'built the label index of existing keys');
-    await runMigrations(pool, logger);
+    // The first call to PostgreSQL: a failure here says which part it was.
+    await runMigrations(pool, logger).catch((error: unknown) => {
+      throw new Error(`PostgreSQL (KEYBRAKE_DATABASE_URL): ${error instanceof Error ? error.message : String(error)}`, { cause: error });
+    });
     await audit.maintainPartitions(Date.now(), config.auditRetentionDays);
     await pricedIntents.start();
     await feed.start();
@@ -154,9 +157,10 @@ export async function startControlPlane(config: ControlPlaneConfig, logger: Logg
 
 function listen(server: HttpServer, host: string, port: number): Promise<number> {
   return new Promise((resolve, reject) => {
-    server.once('error', reject);
+    const failed = (error: Error) => reject(new Error(`KEYBRAKE_ADMIN_ADDR: cannot listen on ${host}:${port}: ${error.message}`, { cause: error }));
+    server.once('error', failed);
     server.listen(port, host, () => {
-      server.off('error', reject);
+      server.off('error', failed);
       resolve((server.address() as AddressInfo).port);
     });
   });

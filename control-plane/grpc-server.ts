@@ -100,9 +100,11 @@ export function createGrpcServer(options: GrpcServerOptions): { server: Server; 
   return { server, health };
 }
 
+/** Listens on `address`; a refusal (the port in use, an address not on this host) names KEYBRAKE_GRPC_ADDR. */
 export function bindGrpcServer(server: Server, address: string): Promise<number> {
   return new Promise((resolve, reject) => {
-    server.bindAsync(address, ServerCredentials.createInsecure(), (error, port) => (error ? reject(error) : resolve(port)));
+    server.bindAsync(address, ServerCredentials.createInsecure(), (error, port) =>
+      error ? reject(new Error(`KEYBRAKE_GRPC_ADDR: cannot listen on ${address} (in use by another process, or not an address of this host)`, { cause: error })) : resolve(port));
   });
 }
 

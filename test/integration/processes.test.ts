@@ -5,6 +5,7 @@
  */
 import { execFile, spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
+import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -62,6 +63,27 @@ describe('bad configuration', () => {
     const result = await keybrake(['control-plane'], stack.env({ KEYBRAKE_ETCD_ENDPOINTS: `http://127.0.0.1:${port}` }));
     expect(result.code).toBe(1);
     expect(result.stderr).toMatch(/^keybrake: control plane could not start: .*etcd/);
+  });
+
+  it('names PostgreSQL in one line when it is unreachable', async () => {
+    const port = await freePort();
+    const result = await keybrake(['control-plane'], stack.env({ KEYBRAKE_DATABASE_URL: `postgres://keybrake:x@127.0.0.1:${port}/keybrake` }));
+    expect(result.code).toBe(1);
+    expect(result.stderr).toMatch(/^keybrake: control plane could not start: PostgreSQL \(KEYBRAKE_DATABASE_URL\): .*ECONNREFUSED/);
+    expect(result.stderr.trim().split('\n')).toHaveLength(1);
+  });
+
+  it('names the address in one line when its port is taken', async () => {
+    const taken = createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    try {
+      const address = `127.0.0.1:${(taken.address() as AddressInfo).port}`;
+      const result = await keybrake(['control-plane'], stack.env({ KEYBRAKE_GRPC_ADDR: address }));
+      expect(result.code).toBe(1);
+      expect(result.stderr).toBe(`keybrake: control plane could not start: KEYBRAKE_GRPC_ADDR: cannot listen on ${address} (in use by another process, or not an address of this host)\n`);
+    } finally {
+      taken.close();
+    }
   });
 });
 
