@@ -291,6 +291,8 @@ describe.skipIf(!HAS_CHROMIUM)(
       }, 20_000);
       expect(await calls.count()).toBe(3);
       for (const cost of await calls.locator('td.cost').allTextContents()) expect(cost).toBe('$15.00');
+      // The vendor's amount as people read it, not Stripe's minor units ("1500 usd").
+      for (const amount of await calls.locator('td.amount').allTextContents()) expect(amount).toBe('$15.00');
       expect(await calls.first().locator('td.call').textContent()).toBe('POST /v1/charges');
       await page.locator('.chart-area canvas').first().waitFor();
       await page.locator('.chart-summary').filter({ hasText: '$45.00 spent over 3 allowed calls' }).waitFor();

@@ -2,7 +2,7 @@
 import { api, isAbort, query } from './api.js';
 import { spendChart } from './chart.js';
 import { field, h, scrollable } from './dom.js';
-import { dateTimeText, localInputToIso, usd } from './format.js';
+import { dateTimeText, localInputToIso, usd, vendorAmount } from './format.js';
 import { keyHref } from './keys-table.js';
 import { messageBox } from './status.js';
 
@@ -141,7 +141,7 @@ function entryRow(e, showKey) {
     h('td', { class: 'num' }, String(e.status)),
     h('td', { class: 'mono nowrap call' }, `${e.method} ${e.path}`),
     showKey ? h('td', null, e.key_id ? h('a', { href: keyHref(e.key_id), class: 'mono' }, e.key_id) : '—') : null,
-    h('td', { class: 'num' }, e.amount === null ? '—' : `${e.amount} ${e.currency ?? ''}`.trim()),
+    h('td', { class: 'num amount' }, e.amount === null ? '—' : vendorAmount(e.amount, e.currency ?? '')),
     h('td', { class: 'num cost' }, usd(e.usd_micros)),
     h('td', { class: 'mono' }, e.reason ?? ''),
     h('td', { class: 'mono idempotency-key' }, e.idempotency_key ?? ''),

@@ -14,6 +14,26 @@ export function usd(micros) {
   return `${sign}$${grouping.format(Math.floor(abs / MICROS))}.${fraction}`;
 }
 
+/**
+ * A vendor's amount (integer minor units, as Stripe sends them) as people read it: "$27.00",
+ * "€27.00", "¥2,700" (the currency's own minor-unit digits). A code Intl does not take is
+ * shown as it came: "2700 xx".
+ * @param {number} minor @param {string} currency
+ */
+export function vendorAmount(minor, currency) {
+  let format;
+  try {
+    format = new Intl.NumberFormat('en-US', { style: 'currency', currency: currency.toUpperCase() });
+  } catch {
+    return `${minor} ${currency}`.trim();
+  }
+  const digits = format.resolvedOptions().maximumFractionDigits ?? 2;
+  // Exact: the decimal string, not minor / 10^digits in floating point.
+  const abs = String(Math.abs(Math.trunc(minor))).padStart(digits + 1, '0');
+  const decimal = digits === 0 ? abs : `${abs.slice(0, -digits)}.${abs.slice(-digits)}`;
+  return format.format(/** @type {any} */ (`${minor < 0 ? '-' : ''}${decimal}`));
+}
+
 /** @param {string | null | undefined} iso */
 export function dateTimeText(iso) {
   return iso ? dateTime.format(new Date(iso)) : '—';
