@@ -1,8 +1,9 @@
 /**
  * The shell and Python snippets of README.md and docs/user-guide.md, taken from the Markdown and
  * run against a real stack (control plane, data plane, etcd, PostgreSQL, the Stripe simulator),
- * so the docs cannot drift from the product. Every `sh` and `python` block says what it is, on
- * the line before it:
+ * so the docs cannot drift from the product. Every `sh`, `python` and `ts` block says what it
+ * is, on the line before it (TypeScript is always an example here: the same SDK set-up runs in
+ * the integration tests through test/support/sdk-clients.ts):
  *   <!-- docs-check: run -->                      run as written
  *   <!-- docs-check: run, then: <code> -->        run, then this (a call of what the block defines)
  *   <!-- docs-check: example: <why> -->           not run here, and why
@@ -35,7 +36,7 @@ const DOCS = ['README.md', 'docs/user-guide.md'] as const;
 interface Snippet {
   readonly doc: string;
   readonly line: number;
-  readonly language: 'sh' | 'python';
+  readonly language: 'sh' | 'python' | 'ts';
   readonly code: string;
   /** null: an example, not run here. */
   readonly run: { readonly then: string } | null;
@@ -44,12 +45,12 @@ interface Snippet {
 
 const MARKER = /^<!-- docs-check: (?:(run)(?:, then: (.*))?|example: (.+)) -->$/;
 
-/** Every sh and python block of a Markdown file, with the marker on the line before it. */
+/** Every sh, python and ts block of a Markdown file, with the marker on the line before it. */
 function snippetsOf(doc: string): Snippet[] {
   const lines = readFileSync(join(ROOT, doc), 'utf8').split('\n');
   const found: Snippet[] = [];
   for (let i = 0; i < lines.length; i++) {
-    const fence = /^```(sh|python)\s*$/.exec(lines[i]!);
+    const fence = /^```(sh|python|ts)\s*$/.exec(lines[i]!);
     if (fence === null) continue;
     const end = lines.indexOf('```', i + 1);
     const markerLine = lines[i - 1] ?? '';
@@ -57,7 +58,7 @@ function snippetsOf(doc: string): Snippet[] {
     found.push({
       doc,
       line: i + 1,
-      language: fence[1] as 'sh' | 'python',
+      language: fence[1] as Snippet['language'],
       code: lines.slice(i + 1, end).join('\n'),
       run: match?.[1] === 'run' ? { then: match[2] ?? '' } : null,
       marker: match === null ? null : markerLine,
@@ -144,9 +145,11 @@ idempotency_key = "docs-check-1"
 `;
 
 describe('the docs’ snippets', () => {
-  it('every sh and python block of README.md and docs/user-guide.md says whether it runs here', () => {
-    expect(snippets.length).toBeGreaterThanOrEqual(15);
+  it('every sh, python and ts block of README.md and docs/user-guide.md says whether it runs here', () => {
+    expect(snippets.length).toBeGreaterThanOrEqual(20);
     expect(snippets.filter((s) => s.marker === null).map((s) => `${s.doc}:${s.line}`)).toEqual([]);
+    // TypeScript snippets are not run from the Markdown (their SDK set-up runs in the integration tests).
+    expect(snippets.filter((s) => s.language === 'ts' && s.run !== null).map((s) => `${s.doc}:${s.line}`)).toEqual([]);
   });
 
   const runnable = snippetsOf('README.md').concat(snippetsOf('docs/user-guide.md')).filter((s) => s.run !== null);
