@@ -63,7 +63,14 @@ describe('secrets never leak', () => {
     // Twilio's upstream is a closed port: the forwarding error is thrown and logged.
     await call(`POST /twilio/2010-04-01/Accounts/AC${'0'.repeat(32)}/Messages.json HTTP/1.1\nHost: x\nAuthorization: Basic ${basic}\nContent-Type: application/x-www-form-urlencoded\nContent-Length: 31\nConnection: close\n\n`, 'To=%2B15005550006&Body=hi+there');
     await client.revokeKey({ id: issued[0]!.key!.id });
-    await new Promise((r) => setTimeout(r, 200));
+    // Until the data plane has the revocation (milliseconds): probes not counted among the answers.
+    let revoked = false;
+    for (let i = 0; i < 100 && !revoked; i++) {
+      const probe = await rawRequest(dp.port, `POST /v1/charges HTTP/1.1\nHost: x\nAuthorization: Bearer ${stripeKey}\nContent-Length: 0\nConnection: close\n\n`, '');
+      revoked = /keybrake-error: vault_key_revoked/i.test(probe.raw);
+      if (!revoked) await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(revoked).toBe(true);
     await call(`POST /v1/charges HTTP/1.1\nHost: x\nAuthorization: Bearer ${stripeKey}\nContent-Length: 0\nConnection: close\n\n`);
     expect(answers.map((a) => Number(a.split(' ')[1]))).toEqual([200, 400, 403, 401, 502, 401]);
 

@@ -1,7 +1,7 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 
-import { generateSecret, isWellFormedSecret } from '../../core/secret-format.js';
+import { generateSecret, generateTaggedVaultKey, hasValidTag, isWellFormedSecret, vaultKeyTagKey } from '../../core/secret-format.js';
 
 describe('self-identifying secrets', () => {
   it('has the kind prefix and validates', () => {
@@ -12,9 +12,14 @@ describe('self-identifying secrets', () => {
     expect(generateSecret('operatorToken')).toMatch(/^kbo_/);
   });
 
-  it('is unique', () => {
-    const keys = new Set(Array.from({ length: 2000 }, () => generateSecret('vaultKey')));
-    expect(keys.size).toBe(2000);
+  it('tags a vault key so that only a holder of the tag key can tell it from a forged one', () => {
+    const tagKey = vaultKeyTagKey(Buffer.alloc(32, 1));
+    const tagged = generateTaggedVaultKey(tagKey);
+    expect(isWellFormedSecret(tagged, 'vaultKey')).toBe(true);
+    expect(hasValidTag(tagged, tagKey)).toBe(true);
+    expect(hasValidTag(tagged, vaultKeyTagKey(Buffer.alloc(32, 2)))).toBe(false);
+    // A forger with a valid (public) checksum but no tag key.
+    expect(hasValidTag(generateSecret('vaultKey'), tagKey)).toBe(false);
   });
 
   it('rejects any single-character change (the checksum catches typos offline)', () => {
