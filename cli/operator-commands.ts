@@ -11,7 +11,7 @@ import type { ServiceError } from '@grpc/grpc-js';
 import { OperatorError } from '../core/operator-error.js';
 import { StrictJsonError, isJsonObject, parseStrictJsonText } from '../core/cost/strict-json.js';
 import { auditEntryToJson, operatorTokenToJson, parseAuditQuery, parseKeySpecJson, parseListKeysQuery, parseTokenRole, vaultKeyToJson } from '../control-plane/admin-json.js';
-import { DEV_ADDRESSES_FILE, LOCAL_SECRETS_FILE } from '../dev/local-files.js';
+import { DEV_ADDRESSES_FILE, LOCAL_SECRETS_FILE } from './local-stack-files.js';
 import { createOperatorClient } from './operator-client.js';
 
 const HELP: Record<string, string> = {

@@ -23,7 +23,7 @@ import { fileURLToPath } from 'node:url';
 import { parseListenAddress } from '../core/config.js';
 import { isJsonObject, parseStrictJsonText } from '../core/cost/strict-json.js';
 import { findEtcdBinary, startEtcd, stopChild } from './etcd-process.js';
-import { DEV_ADDRESSES_FILE, LOCAL_SECRETS_FILE } from './local-files.js';
+import { DEV_ADDRESSES_FILE, LOCAL_SECRETS_FILE } from '../cli/local-stack-files.js';
 import { startPostgres } from './postgres-process.js';
 
 const KEYBRAKE_BIN = fileURLToPath(new URL('../bin/keybrake.js', import.meta.url));

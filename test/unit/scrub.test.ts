@@ -38,6 +38,17 @@ const DECODERS: Record<string, (text: string) => string> = {
     ),
 };
 
+/**
+ * UTF-16 code units from `from` on, decoded by hand: Node 24.21's own utf16le decoding of an
+ * unaligned view (`buf.subarray(1).toString('utf16le')`) corrupts the heap (glibc aborts with
+ * "corrupted size vs. prev_size"), and the oracle should not share the product's runtime paths anyway.
+ */
+function utf16(bytes: Buffer, from: number, order: 'le' | 'be'): string {
+  let text = '';
+  for (let i = from; i + 1 < bytes.length; i += 2) text += String.fromCharCode(order === 'le' ? bytes[i]! | (bytes[i + 1]! << 8) : (bytes[i]! << 8) | bytes[i + 1]!);
+  return text;
+}
+
 /** Where the secret can be read in `output` (a description), or null: raw, base64, hex, UTF-16, behind up to three escape layers, or gzipped. */
 function decodableSecret(output: Buffer | string, secret: string): string | null {
   const bytes = typeof output === 'string' ? Buffer.from(output, 'latin1') : output;
@@ -47,9 +58,9 @@ function decodableSecret(output: Buffer | string, secret: string): string | null
     const found = decodableSecret(inner, secret);
     if (found !== null) return `gzip → ${found}`;
   }
-  for (const [label, text] of [['utf16le', bytes.toString('utf16le')], ['utf16le+1', bytes.subarray(1).toString('utf16le')]] as const) {
-    if (text.includes(secret)) return label;
-    if (Buffer.from(text, 'utf16le').swap16().toString('utf16le').includes(secret)) return `${label} swapped`;
+  for (const [label, from] of [['utf16le', 0], ['utf16le+1', 1]] as const) {
+    if (utf16(bytes, from, 'le').includes(secret)) return label;
+    if (utf16(bytes, from, 'be').includes(secret)) return `${label} swapped`;
   }
   let views: Array<[string, string]> = [['raw', bytes.toString('latin1')]];
   // Non-ASCII escapes decode to code points: compare in UTF-8 too.

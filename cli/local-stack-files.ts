@@ -1,4 +1,4 @@
-/** Files `keybrake dev` keeps in its home (KEYBRAKE_HOME, default ./.keybrake), which the CLI reads too. */
+/** Files `keybrake dev` keeps in its home (KEYBRAKE_HOME, default ./.keybrake), which the CLI reads too. Here, not in dev/: the CLI ships without dev/. */
 
 /** The local stack's generated master key and tokens (mode 0600). */
 export const LOCAL_SECRETS_FILE = 'local.json';
