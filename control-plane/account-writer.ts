@@ -71,11 +71,6 @@ export class AccountWriter {
     });
   }
 
-  /** Changes waiting (not yet in a batch being written). */
-  get queuedAccounts(): number {
-    return this.lanes.urgent.size + this.lanes.routine.size;
-  }
-
   private kick(): void {
     if (this.scheduled || this.batchesInFlight >= this.parallelBatches) return;
     this.scheduled = true;

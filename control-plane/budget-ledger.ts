@@ -197,15 +197,8 @@ export class EtcdBudgetLedger implements BudgetLedger {
         if ('write' in outcome) planned.push({ index, key: path(update.keyId, update.window), revision, next: outcome.write });
         else results[index] = outcome;
       });
-      const [first, ...rest] = planned;
-      if (first === undefined) return this.writeAlone(updates, alone, results);
-      // Created: still absent (create revision 0). Otherwise: unchanged since read.
-      const txn = first.revision === 0 ? this.ns.if(first.key, 'Create', '==', 0) : this.ns.if(first.key, 'Mod', '==', first.revision);
-      for (const p of rest) {
-        if (p.revision === 0) txn.and(p.key, 'Create', '==', 0);
-        else txn.and(p.key, 'Mod', '==', p.revision);
-      }
-      const result = await this.request(txn.then(...planned.map((p) => this.ns.put(p.key).value(JSON.stringify(p.next)))).commit());
+      if (planned.length === 0) return this.writeAlone(updates, alone, results);
+      const result = await this.request(this.ifUnchanged(planned).then(...planned.map((p) => this.ns.put(p.key).value(JSON.stringify(p.next)))).commit());
       if (result.succeeded) {
         this.writes += planned.length;
         const revision = Number(result.header.revision);
@@ -232,8 +225,8 @@ export class EtcdBudgetLedger implements BudgetLedger {
       const kv = response.kvs[0];
       const outcome = applyUpdate(update, kv === undefined ? null : (JSON.parse(kv.value.toString('utf8')) as BudgetAccount));
       if (!('write' in outcome)) return outcome;
-      const txn = kv === undefined ? this.ns.if(key, 'Create', '==', 0) : this.ns.if(key, 'Mod', '==', kv.mod_revision);
-      const result = await this.request(txn.then(this.ns.put(key).value(JSON.stringify(outcome.write))).commit());
+      const revision = kv === undefined ? 0 : Number(kv.mod_revision);
+      const result = await this.request(this.ifUnchanged([{ key, revision }]).then(this.ns.put(key).value(JSON.stringify(outcome.write))).commit());
       if (result.succeeded) {
         this.writes++;
         this.remember(key, outcome.write, Number(result.header.revision));
@@ -373,6 +366,17 @@ export class EtcdBudgetLedger implements BudgetLedger {
 
   close(): void {
     this.client.close();
+  }
+
+  /** A transaction that goes ahead only if every account is as read: still absent (revision 0: create revision 0), or still at that revision. */
+  private ifUnchanged(accounts: readonly { readonly key: string; readonly revision: number }[]) {
+    const [first, ...rest] = accounts;
+    const txn = first!.revision === 0 ? this.ns.if(first!.key, 'Create', '==', 0) : this.ns.if(first!.key, 'Mod', '==', first!.revision);
+    for (const a of rest) {
+      if (a.revision === 0) txn.and(a.key, 'Create', '==', 0);
+      else txn.and(a.key, 'Mod', '==', a.revision);
+    }
+    return txn;
   }
 
   /** The account as this replica knows it without reading: remembered, or absent (a key newer than the watch). */

@@ -8,6 +8,7 @@ import { randomBytes } from 'node:crypto';
 import { Metadata, status, type ServerDuplexStream } from '@grpc/grpc-js';
 
 import type { Logger } from '../core/logger.js';
+import { TurnBatch } from '../core/turn-batch.js';
 import type { ConnectRequest, ConnectResponse, DataPlaneServiceServer, KeyLookupResult, LeaseGrant, LeaseRequest, UsageReport } from '../gen/keybrake/v1/dataplane.js';
 import type { KeyPolicies } from './key-policies.js';
 import { constantTimeEqual } from './crypto.js';
@@ -99,20 +100,10 @@ export function createDataPlaneService(options: DataPlaneServiceOptions): DataPl
 
       // Grants answered in the same turn go down as one LeaseGrants message to a data plane that reads them.
       let grantsInBatches = false;
-      let grantsToSend: LeaseGrant[] = [];
-      const sendGrant = (grant: LeaseGrant) => {
-        if (!grantsInBatches) {
-          send({ leaseGrant: grant });
-          return;
-        }
-        grantsToSend.push(grant);
-        if (grantsToSend.length > 1) return;
-        setImmediate(() => {
-          const grants = grantsToSend;
-          grantsToSend = [];
-          if (unsubscribe !== null) send({ leaseGrants: { grants } });
-        });
-      };
+      const grantBatch = new TurnBatch<LeaseGrant>((grants) => {
+        if (unsubscribe !== null) send({ leaseGrants: { grants } });
+      });
+      const sendGrant = (grant: LeaseGrant) => (grantsInBatches ? grantBatch.add(grant) : send({ leaseGrant: grant }));
       const answerLease = (leaseRequest: LeaseRequest) => {
         options.leases.handleLeaseRequest(dataplaneId, leaseRequest).then(
           (grant) => {

@@ -7,7 +7,7 @@ import type { Logger } from '../core/logger.js';
 import type { KeyPolicy, LeaseGrant, LeaseRequest, UsageReport } from '../gen/keybrake/v1/dataplane.js';
 import { activeHolders, emptyAccount, expireLeases, reportUsage, requestLease, type BudgetAccount } from './budget-account.js';
 import { AccountWriter } from './account-writer.js';
-import type { BudgetLedger, StoredAccount } from './budget-ledger.js';
+import { accountName, type BudgetLedger, type StoredAccount } from './budget-ledger.js';
 
 export interface LeaseServiceOptions {
   readonly ledger: BudgetLedger;
@@ -75,7 +75,7 @@ export class LeaseService {
 
   /** An account as written (by any replica): remembered if it holds leases, forgotten if not. */
   observe(stored: StoredAccount): void {
-    const id = `${stored.keyId}/${stored.window}`;
+    const id = accountName(stored);
     let earliestExpiryMs = Number.POSITIVE_INFINITY;
     for (const lease of Object.values(stored.account.leases)) earliestExpiryMs = Math.min(earliestExpiryMs, lease.expiresAtMs);
     if (earliestExpiryMs === Number.POSITIVE_INFINITY) this.leased.delete(id);
@@ -96,7 +96,7 @@ export class LeaseService {
     if ('refused' in window) return answer({ refused: window.refused });
 
     let short = false;
-    const id = `${request.keyId}/${request.window}`;
+    const id = accountName(request);
     // A refill of an account that holds leases (a key in use) goes ahead of first grants.
     const account = await this.writer.write({
       keyId: request.keyId,
@@ -160,7 +160,7 @@ export class LeaseService {
             return next;
           },
         }, 'routine');
-        if (account === null) this.leased.delete(`${keyId}/${window}`);
+        if (account === null) this.leased.delete(accountName({ keyId, window }));
         else this.observe({ keyId, window, account });
         if (changed) expired++;
       }));

@@ -9,6 +9,7 @@ import { randomBytes } from 'node:crypto';
 import { credentials, Metadata, type ClientDuplexStream } from '@grpc/grpc-js';
 
 import type { Logger } from '../core/logger.js';
+import { TurnBatch } from '../core/turn-batch.js';
 import { DataPlaneServiceClient, type AuditAck, type ConnectRequest, type ConnectResponse, type LeaseGrant, type LeaseMessage, type PricedIntent, type ReclaimRequest } from '../gen/keybrake/v1/dataplane.js';
 import type { PolicyCache } from './policy-cache.js';
 
@@ -87,8 +88,8 @@ export class ControlPlaneLink {
     if (stream === null || !this.synced) return false;
     for (const message of messages) {
       if (!this.leaseBatches) stream.write(message);
-      else if (message.leaseRequest !== undefined) this.queueLeaseMessage(stream, { request: message.leaseRequest });
-      else if (message.usageReport !== undefined) this.queueLeaseMessage(stream, { report: message.usageReport });
+      else if (message.leaseRequest !== undefined) this.leaseOutbox.add({ stream, message: { request: message.leaseRequest } });
+      else if (message.usageReport !== undefined) this.leaseOutbox.add({ stream, message: { report: message.usageReport } });
       else stream.write(message);
     }
     return true;
@@ -96,19 +97,13 @@ export class ControlPlaneLink {
 
   /** The control plane's Welcome said it reads LeaseBatch. */
   private leaseBatches = false;
-  private leaseOutbox: LeaseMessage[] = [];
-
-  private queueLeaseMessage(stream: ClientDuplexStream<ConnectRequest, ConnectResponse>, message: LeaseMessage): void {
-    this.leaseOutbox.push(message);
-    if (this.leaseOutbox.length > 1) return;
-    setImmediate(() => {
-      const messages = this.leaseOutbox;
-      this.leaseOutbox = [];
-      // A stream that broke meanwhile takes them with it, as it would have written ones: the lease book asks again.
-      if (this.stream !== stream) return;
-      for (let i = 0; i < messages.length; i += MAX_LEASE_BATCH) stream.write({ leaseBatch: { messages: messages.slice(i, i + MAX_LEASE_BATCH) } });
-    });
-  }
+  private readonly leaseOutbox = new TurnBatch<{ stream: ClientDuplexStream<ConnectRequest, ConnectResponse>; message: LeaseMessage }>((queued) => {
+    // A stream that broke meanwhile takes its messages with it, as it would have written ones: the lease book asks again.
+    const messages = queued.filter((q) => q.stream === this.stream).map((q) => q.message);
+    const stream = this.stream;
+    if (stream === null) return;
+    for (let i = 0; i < messages.length; i += MAX_LEASE_BATCH) stream.write({ leaseBatch: { messages: messages.slice(i, i + MAX_LEASE_BATCH) } });
+  });
 
   /** Sends what must go out before stopping (lease returns), then stops. */
   async drainAndStop(messages: readonly ConnectRequest[], waitMs = 200): Promise<void> {

@@ -152,7 +152,7 @@ describe('the docs’ snippets', () => {
     expect(snippets.filter((s) => s.language === 'ts' && s.run !== null).map((s) => `${s.doc}:${s.line}`)).toEqual([]);
   });
 
-  const runnable = snippetsOf('README.md').concat(snippetsOf('docs/user-guide.md')).filter((s) => s.run !== null);
+  const runnable = snippets.filter((s) => s.run !== null);
   it.each(runnable.map((s) => [`${s.doc}:${s.line} (${s.language})`, s] as const))('%s runs as written', async (_name, snippet) => {
     try {
       if (snippet.language === 'sh') {
