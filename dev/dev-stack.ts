@@ -79,14 +79,13 @@ function relayToSupervisor(): void {
   };
   process.stdout.on('error', outputClosed);
   process.stderr.on('error', outputClosed);
-  // Leave once its output is all relayed (its stdio closed), or shortly after it exited.
-  let exitCode = 1;
+  // Leave with its exit code once its output is all relayed (its stdio closed), or shortly after it exited.
+  process.exitCode = 1;
   supervisor.on('exit', (code, signal) => {
-    exitCode = code ?? (signal === null ? 1 : 128 + 15);
-    process.exitCode = exitCode;
-    setTimeout(() => process.exit(exitCode), 2000).unref();
+    process.exitCode = code ?? (signal === null ? 1 : 128 + 15);
+    setTimeout(() => process.exit(), 2000).unref();
   });
-  supervisor.on('close', () => process.exit(exitCode));
+  supervisor.on('close', () => process.exit());
 }
 
 /** The supervisor: starts the stack and stops it in order, whatever asks it to. */
